@@ -1,0 +1,224 @@
+"""Configuration: typed, frozen dataclasses, named presets and validation (no JAX import).
+
+Units: metres, radians unless a name says otherwise (``_deg``, ``_px``, ``_s``). Every run writes
+its resolved config (``to_dict``) next to its outputs; ``from_dict`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from typing import Literal
+
+import numpy as np
+
+from mjx_reach import camera as camera_model
+
+Vec3 = tuple[float, float, float]
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message is one line and names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraConfig:
+    """A fixed camera in the sim world frame (arm base at the origin, table top at z=0).
+
+    The default side camera matches an Intel RealSense D435 colour stream at 640x480
+    (fy ≈ 615 px, i.e. 42.6 deg vertical field of view), centre-cropped to a square.
+    """
+
+    pos: Vec3 = (0.40, -1.30, 0.46)
+    """Camera position, metres."""
+    lookat: Vec3 = (0.40, 0.0, 0.30)
+    """Point the optical axis passes through, metres."""
+    fovy_deg: float = 42.5
+    """Vertical field of view, degrees."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """The reach task: scene, cameras, control and episode."""
+
+    image_size: tuple[int, int] = (84, 84)
+    """Policy image (height, width), pixels."""
+    camera: CameraConfig = CameraConfig()
+    """The policy camera (side view)."""
+    second_camera: bool = False
+    """Add a second policy camera (channels are concatenated: image is H x W x 6, or 8 with depth)."""
+    camera2: CameraConfig = CameraConfig(pos=(1.25, -0.55, 0.75), lookat=(0.40, 0.0, 0.20))
+    """The second policy camera, used when ``second_camera``."""
+    depth: bool = False
+    """Add a depth channel per camera (uint8, linear in metres over ``depth_range_m``)."""
+    depth_range_m: tuple[float, float] = (0.5, 2.0)
+    """Depth mapped to 0..255 (near, far), metres."""
+    control_mode: Literal["kinematic", "dynamic"] = "kinematic"
+    """``kinematic``: joints are set to the IK solution (the real xArm in position mode once a move
+    completes). ``dynamic``: IK targets drive position actuators through physics substeps."""
+    control_dt_s: float = 0.1
+    """Time per env step, seconds."""
+    physics_dt_s: float = 0.004
+    """Physics timestep in ``dynamic`` mode, seconds (``control_dt_s`` must be a multiple)."""
+    max_step_m: float = 0.02
+    """An action of norm-inf 1 moves the end effector target by this much per axis, metres."""
+    workspace_low: Vec3 = (0.25, -0.20, 0.08)
+    """Workspace box lower corner (goals and ee targets), metres."""
+    workspace_high: Vec3 = (0.60, 0.20, 0.36)
+    """Workspace box upper corner, metres."""
+    gripper_half_width_m: float = 0.05
+    """Half width of the gripper around its tool centre point, metres (visibility check)."""
+    gripper_height_m: float = 0.17
+    """Height of the gripper above its tool centre point up to the flange, metres."""
+    frame_margin_px: float = 1.0
+    """The gripper must stay this far inside the policy image, pixels."""
+    success_threshold_m: float = 0.02
+    """An episode succeeds when the ee is this close to the goal, metres."""
+    report_threshold_m: float = 0.05
+    """A looser success threshold also reported, metres."""
+    reward: Literal["dense", "sparse"] = "dense"
+    """``dense``: -distance (metres). ``sparse``: 0 on success, else -1."""
+    episode_steps: int = 50
+    """Time limit, env steps."""
+    init_joint_noise_rad: float = 0.15
+    """Initial joint angles: home plus uniform noise of this half width, radians."""
+    ik_iterations: int = 2
+    """Damped-least-squares IK iterations per env step."""
+    ik_damping: float = 0.05
+    """DLS damping (metres / radians)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomizationConfig:
+    """Per-episode, per-environment domain randomization ranges (uniform, ± half widths)."""
+
+    enabled: bool = True
+    """Off switch: every range below is ignored when False."""
+    cam_pos_m: float = 0.02
+    """Camera position jitter per axis, metres."""
+    cam_rot_deg: float = 2.0
+    """Camera orientation jitter about each camera axis, degrees."""
+    cam_fovy_deg: float = 1.0
+    """Vertical field of view jitter, degrees."""
+    light_dir: float = 0.3
+    """Key light direction jitter per axis before renormalising (unitless)."""
+    light_diffuse: tuple[float, float] = (0.45, 0.9)
+    """Key light diffuse intensity range."""
+    light_ambient: tuple[float, float] = (0.15, 0.4)
+    """Ambient intensity range."""
+    light_color: float = 0.1
+    """Per-channel light colour jitter (multiplicative)."""
+    shadow_prob: float = 0.0
+    """Probability that the key light casts shadows (> 0 renders with shadows: slower)."""
+    color: float = 0.12
+    """Per-channel colour jitter of arm, table, floor and background (additive, 0..1 scale)."""
+    pixel_noise: float = 3.0
+    """Std of Gaussian pixel noise, in 0..255 intensity levels (0 disables)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a run needs. ``preset(name)`` gives the named starting points."""
+
+    env: EnvConfig = EnvConfig()
+    randomization: RandomizationConfig = RandomizationConfig()
+    seed: int = 0
+    num_envs: int = 16
+    """Parallel environments."""
+
+
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+}
+
+
+def preset(name: str) -> Config:
+    """The named preset, or a ``ConfigError`` listing the known names."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+    return PRESETS[name]
+
+
+def validate(cfg: Config) -> Config:
+    """Check ``cfg``; raise ``ConfigError`` (one line, naming the field) on the first problem."""
+    env, dr = cfg.env, cfg.randomization
+    h, w = env.image_size
+    _require(h >= 16 and w >= 16, "env.image_size", f"must be at least 16x16 pixels, got {env.image_size}")
+    _require(cfg.num_envs >= 1, "num_envs", f"must be >= 1, got {cfg.num_envs}")
+    _require(env.control_mode in ("kinematic", "dynamic"), "env.control_mode", f"must be 'kinematic' or 'dynamic', got {env.control_mode!r}")
+    _require(env.reward in ("dense", "sparse"), "env.reward", f"must be 'dense' or 'sparse', got {env.reward!r}")
+    _require(env.control_dt_s > 0, "env.control_dt_s", f"must be > 0, got {env.control_dt_s}")
+    _require(env.physics_dt_s > 0, "env.physics_dt_s", f"must be > 0, got {env.physics_dt_s}")
+    substeps = env.control_dt_s / env.physics_dt_s
+    _require(abs(substeps - round(substeps)) < 1e-6, "env.physics_dt_s", f"must divide env.control_dt_s={env.control_dt_s}, got {env.physics_dt_s}")
+    _require(0 < env.max_step_m <= 0.1, "env.max_step_m", f"must be in (0, 0.1] metres, got {env.max_step_m}")
+    _require(env.episode_steps >= 1, "env.episode_steps", f"must be >= 1, got {env.episode_steps}")
+    _require(env.ik_iterations >= 1, "env.ik_iterations", f"must be >= 1, got {env.ik_iterations}")
+    _require(env.ik_damping > 0, "env.ik_damping", f"must be > 0, got {env.ik_damping}")
+    _require(0 < env.success_threshold_m <= env.report_threshold_m, "env.success_threshold_m", f"must be in (0, report_threshold_m={env.report_threshold_m}], got {env.success_threshold_m}")
+    _require(env.init_joint_noise_rad >= 0, "env.init_joint_noise_rad", f"must be >= 0, got {env.init_joint_noise_rad}")
+    near, far = env.depth_range_m
+    _require(0 < near < far, "env.depth_range_m", f"must be 0 < near < far metres, got {env.depth_range_m}")
+    low, high = np.asarray(env.workspace_low), np.asarray(env.workspace_high)
+    _require(bool(np.all(high - low >= 0.02)), "env.workspace_high", f"must exceed env.workspace_low by >= 2 cm per axis, got low={env.workspace_low} high={env.workspace_high}")
+    _require(bool(low[2] - env.gripper_half_width_m >= 0.0), "env.workspace_low", f"z={low[2]} puts the gripper into the table (needs >= gripper_half_width_m={env.gripper_half_width_m})")
+    for name, cam in [("env.camera", env.camera)] + ([("env.camera2", env.camera2)] if env.second_camera else []):
+        _require(0 < cam.fovy_deg < 150, f"{name}.fovy_deg", f"must be in (0, 150) degrees, got {cam.fovy_deg}")
+        try:
+            xmat = camera_model.look_at_xmat(cam.pos, cam.lookat)
+        except ValueError as e:
+            raise ConfigError(f"{name}.lookat: {e}") from None
+        hull = camera_model.gripper_hull(camera_model.box_corners(low, high), env.gripper_half_width_m, env.gripper_height_m).reshape(-1, 3)
+        uv, depth = camera_model.project(hull, cam.pos, xmat, cam.fovy_deg, env.image_size)
+        inside = camera_model.pixels_inside(uv, depth, env.image_size, env.frame_margin_px)
+        if not inside.all():
+            worst = hull[np.argmin(inside)]
+            raise ConfigError(
+                f"env.workspace_high: the workspace box [{env.workspace_low}, {env.workspace_high}] plus the gripper "
+                f"leaves the {name} image (e.g. gripper point {np.round(worst, 3).tolist()} m projects to pixel "
+                f"{np.round(uv[np.argmin(inside)], 1).tolist()} of {w}x{h}); shrink the box or move the camera"
+            )
+    for field in ("cam_pos_m", "cam_rot_deg", "cam_fovy_deg", "light_dir", "light_color", "color", "pixel_noise"):
+        value = getattr(dr, field)
+        _require(value >= 0, f"randomization.{field}", f"must be >= 0, got {value}")
+    for field in ("light_diffuse", "light_ambient"):
+        lo, hi = getattr(dr, field)
+        _require(0 <= lo <= hi <= 1, f"randomization.{field}", f"must satisfy 0 <= low <= high <= 1, got {(lo, hi)}")
+    _require(0 <= dr.shadow_prob <= 1, "randomization.shadow_prob", f"must be in [0, 1], got {dr.shadow_prob}")
+    return cfg
+
+
+def _require(ok: bool, field: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field}: {message}")
+
+
+def to_dict(cfg) -> dict:
+    """The config as plain JSON-able data."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls, data: dict):
+    """Rebuild a (nested) config dataclass from ``to_dict`` output; unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_hash(cfg) -> str:
+    """A short stable hash of the resolved config (first 12 hex digits of SHA-256)."""
+    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,200 @@
+"""The xArm7 reach environment: functional ``reset``/``step`` over a ``State`` pytree.
+
+``reset(key)`` and ``step(state, action)`` describe **one** world; batch them with ``jax.vmap``
+over exactly ``num_envs`` worlds (the renderer's buffers are sized for that) and roll out with
+``lax.scan(vmap(step))``::
+
+    env = ReachEnv(cfg, num_envs=64)
+    state = jax.jit(jax.vmap(env.reset))(jax.random.split(key, 64))
+    state = jax.jit(jax.vmap(env.step))(state, actions)          # actions (64, 3) in [-1, 1]
+
+Observations: ``image`` (H, W, C) uint8 from the policy camera(s), ``goal`` (3,) metres, and the
+privileged ``state`` (20,) for the critic: ee position (3), goal (3), joint angles (7, rad), joint
+velocities (7, rad/s). An action in [-1, 1]^3 moves the end-effector target by up to
+``max_step_m`` per axis; the target is clipped to the workspace box and reached by DLS IK with the
+gripper pointing down. Episodes end at the time limit only (``done`` marks the last step; the
+returned state already holds the next episode's first observation, Brax-style auto-reset).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from flax import struct
+from mujoco import mjx
+
+from mjx_reach import camera as camera_model
+from mjx_reach import ik, randomize, render, scene as scene_lib
+from mjx_reach.config import Config, validate
+
+STATE_DIM = 20
+OVERVIEW_HW = (240, 320)
+_POSE_BANK_SIZE = 256
+
+
+@struct.dataclass
+class State:
+    """One world's state. Batched under ``vmap``: every field gains a leading ``num_envs`` axis."""
+
+    data: mjx.Data
+    domain: randomize.DomainParams
+    goal: jax.Array
+    """(3,) goal position, metres."""
+    obs: dict
+    """``image`` (H, W, C) uint8, ``goal`` (3,) m, ``state`` (20,)."""
+    reward: jax.Array
+    """() reward of the last step."""
+    done: jax.Array
+    """() True when the last step ended an episode (time limit)."""
+    steps: jax.Array
+    """() int32 steps taken in the current episode."""
+    metrics: dict
+    """``distance`` (m), ``success`` and ``success_loose`` (bool) after the last step."""
+    key: jax.Array
+
+
+class ReachEnv:
+    """Reach env for ``num_envs`` worlds (see the module docstring for the API)."""
+
+    def __init__(self, cfg: Config, num_envs: int, overview: bool = False):
+        self.cfg = validate(cfg)
+        self.env_cfg, self.dr_cfg = cfg.env, cfg.randomization
+        self.num_envs = num_envs
+        self.scene = scene_lib.build_scene(cfg.env)
+        mjm = self.scene.mj_model
+        self.mx = mjx.put_model(mjm, impl="warp")
+        self._data0 = mjx.make_data(mjm, impl="warp")
+        self._nominal = randomize.nominal(self.scene)
+        self._low = jnp.asarray(cfg.env.workspace_low, jnp.float32)
+        self._high = jnp.asarray(cfg.env.workspace_high, jnp.float32)
+        _, home_xmat = scene_lib.tcp_pose(mjm, scene_lib.HOME_QPOS)
+        self._tcp_xmat = jnp.asarray(home_xmat, jnp.float32)
+        self._pose_bank = jnp.asarray(self._initial_pose_bank(), jnp.float32)
+        depth = cfg.env.depth_range_m if cfg.env.depth else None
+        self.camera = render.Camera(
+            mjm, num_envs, self.scene.policy_cameras, cfg.env.image_size, scene_lib.POLICY_GROUPS,
+            depth_range_m=depth, shadows=cfg.randomization.enabled and cfg.randomization.shadow_prob > 0,
+        )
+        self.overview = None
+        if overview:
+            self.overview = render.Camera(
+                mjm, num_envs, [self.scene.overview_camera], OVERVIEW_HW, scene_lib.POLICY_GROUPS + (scene_lib.MARKER_GROUP,)
+            )
+        self._substeps = round(cfg.env.control_dt_s / cfg.env.physics_dt_s)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (*self.env_cfg.image_size, self.camera.channels)
+
+    # --- episode start -------------------------------------------------------------------------
+    def _initial_pose_bank(self) -> np.ndarray:
+        """Joint configurations (K, 7) around home whose gripper is in the workspace box and in view."""
+        env, mjm = self.env_cfg, self.scene.mj_model
+        rng = np.random.default_rng(self.cfg.seed)
+        home = np.asarray(scene_lib.HOME_QPOS)
+        xmat = camera_model.look_at_xmat(env.camera.pos, env.camera.lookat)
+        bank = [home]
+        for _ in range(100 * _POSE_BANK_SIZE):
+            if len(bank) == _POSE_BANK_SIZE:
+                break
+            q = np.clip(home + rng.uniform(-1, 1, 7) * env.init_joint_noise_rad, mjm.jnt_range[:, 0], mjm.jnt_range[:, 1])
+            tcp, _ = scene_lib.tcp_pose(mjm, q)
+            hull = camera_model.gripper_hull(tcp, env.gripper_half_width_m, env.gripper_height_m)
+            uv, depth = camera_model.project(hull, env.camera.pos, xmat, env.camera.fovy_deg, env.image_size)
+            in_box = np.all(tcp >= env.workspace_low) and np.all(tcp <= env.workspace_high)
+            if in_box and camera_model.pixels_inside(uv, depth, env.image_size, env.frame_margin_px).all():
+                bank.append(q)
+        return np.stack(bank)
+
+    def _episode_start(self, key: jax.Array):
+        """Initial joint angles (7,), goal (3,) and domain parameters of a new episode."""
+        k_pose, k_goal, k_domain = jax.random.split(key, 3)
+        qpos = self._pose_bank[jax.random.randint(k_pose, (), 0, self._pose_bank.shape[0])]
+        goal = jax.random.uniform(k_goal, (3,), minval=self._low, maxval=self._high)
+        domain = randomize.sample(k_domain, self._nominal, self.scene, self.dr_cfg)
+        return qpos, goal, domain
+
+    # --- observation ---------------------------------------------------------------------------
+    def _observe(self, data: mjx.Data, domain, goal, key):
+        """Forward kinematics, render, and the observation dict; returns (data, obs)."""
+        data = mjx.kinematics(self.mx, data)
+        m, data = randomize.apply(self.mx, data, domain)
+        image, data = self.camera.render(m, data)
+        if self.dr_cfg.enabled and self.dr_cfg.pixel_noise > 0:
+            image = render.add_pixel_noise(image, key, self.dr_cfg.pixel_noise)
+        ee = data.site_xpos[self.scene.tcp_site]
+        state = jnp.concatenate([ee, goal, data.qpos, data.qvel])
+        return data, {"image": image, "goal": goal, "state": state}
+
+    def ee_position(self, state: State) -> jax.Array:
+        """(3,) tool centre point position, metres."""
+        return state.data.site_xpos[self.scene.tcp_site]
+
+    def overview_image(self, state: State) -> jax.Array:
+        """Third-person view (240, 320, 3) uint8 with the goal marker (env built with ``overview=True``)."""
+        image, _ = self.overview.render(self.mx, state.data)
+        return image
+
+    # --- API -----------------------------------------------------------------------------------
+    def reset(self, key: jax.Array) -> State:
+        """A new episode for one world."""
+        key, k_start, k_noise = jax.random.split(key, 3)
+        qpos, goal, domain = self._episode_start(k_start)
+        data = self._data0.replace(qpos=qpos, ctrl=qpos, mocap_pos=goal[None])
+        data, obs = self._observe(data, domain, goal, k_noise)
+        zero = jnp.zeros((), jnp.float32)
+        distance = jnp.linalg.norm(obs["state"][:3] - goal)
+        return State(
+            data=data, domain=domain, goal=goal, obs=obs, reward=zero, done=jnp.zeros((), bool),
+            steps=jnp.zeros((), jnp.int32), metrics=self._metrics(distance), key=key,
+        )
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """Apply ``action`` (3,) in [-1, 1] to one world; auto-resets at the time limit."""
+        env = self.env_cfg
+        key, k_start, k_noise = jax.random.split(state.key, 3)
+        ee = self.ee_position(state)
+        target = jnp.clip(ee + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self._low, self._high)
+        data = self._move(state.data, target)
+        distance = jnp.linalg.norm(data.site_xpos[self.scene.tcp_site] - state.goal)
+        if env.reward == "dense":
+            reward = -distance
+        else:
+            reward = jnp.where(distance < env.success_threshold_m, 0.0, -1.0)
+        steps = state.steps + 1
+        done = steps >= env.episode_steps
+
+        qpos0, goal0, domain0 = self._episode_start(k_start)
+        goal = jnp.where(done, goal0, state.goal)
+        domain = jax.tree.map(lambda a, b: jnp.where(done, a, b), domain0, state.domain)
+        data = data.replace(
+            qpos=jnp.where(done, qpos0, data.qpos),
+            qvel=jnp.where(done, 0.0, data.qvel),
+            ctrl=jnp.where(done, qpos0, data.ctrl),
+            mocap_pos=goal[None],
+        )
+        data, obs = self._observe(data, domain, goal, k_noise)
+        return State(
+            data=data, domain=domain, goal=goal, obs=obs, reward=reward.astype(jnp.float32), done=done,
+            steps=jnp.where(done, 0, steps), metrics=self._metrics(distance), key=key,
+        )
+
+    # --- internals -----------------------------------------------------------------------------
+    def _move(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
+        """Drive the arm towards ee ``target`` (3,) [m] for one control step; kinematics fresh."""
+        env, sc = self.env_cfg, self.scene
+        qpos = ik.solve(self.mx, data, target, self._tcp_xmat, sc.tcp_site, sc.tcp_body, env.ik_iterations, env.ik_damping)
+        if env.control_mode == "kinematic":
+            data = data.replace(qpos=qpos, qvel=(qpos - data.qpos) / env.control_dt_s)
+            return mjx.kinematics(self.mx, data)
+        data = data.replace(ctrl=qpos)
+        return jax.lax.fori_loop(0, self._substeps, lambda _, d: mjx.step(self.mx, d), data)
+
+    def _metrics(self, distance: jax.Array) -> dict:
+        return {
+            "distance": distance,
+            "success": distance < self.env_cfg.success_threshold_m,
+            "success_loose": distance < self.env_cfg.report_threshold_m,
+        }
