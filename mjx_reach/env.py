@@ -157,7 +157,7 @@ class ReachEnv:
         key, k_start, k_noise = jax.random.split(state.key, 3)
         ee = self.ee_position(state)
         target = jnp.clip(ee + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self._low, self._high)
-        data = self._move(state.data, target)
+        data = self.move(state.data, target)
         distance = jnp.linalg.norm(data.site_xpos[self.scene.tcp_site] - state.goal)
         if env.reward == "dense":
             reward = -distance
@@ -182,7 +182,7 @@ class ReachEnv:
         )
 
     # --- internals -----------------------------------------------------------------------------
-    def _move(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
+    def move(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
         """Drive the arm towards ee ``target`` (3,) [m] for one control step; kinematics fresh."""
         env, sc = self.env_cfg, self.scene
         qpos = ik.solve(self.mx, data, target, self._tcp_xmat, sc.tcp_site, sc.tcp_body, env.ik_iterations, env.ik_damping)

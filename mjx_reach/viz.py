@@ -1,0 +1,53 @@
+"""A PNG of what the policy sees: a grid of randomized policy-camera frames beside a larger
+third-person view (goal marker in red) of the first world.
+
+    python -m mjx_reach.viz --out dr_grid.png --num-envs 16
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+
+from mjx_reach import config as config_lib
+from mjx_reach import render
+from mjx_reach.env import ReachEnv
+
+
+def frames(cfg: config_lib.Config, num_envs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Policy RGB frames (N, H, W, 3) of ``num_envs`` freshly reset worlds and their overview (N, 240, 320, 3)."""
+    env = ReachEnv(cfg, num_envs, overview=True)
+    state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(seed), num_envs))
+    overview = jax.jit(jax.vmap(env.overview_image))(state)
+    return np.asarray(state.obs["image"][..., :3]), np.asarray(overview)
+
+
+def grid_figure(policy: np.ndarray, overview: np.ndarray, scale: int = 2) -> np.ndarray:
+    """Policy frames tiled (upscaled by ``scale``) to the left of the first world's overview."""
+    cols = int(np.ceil(np.sqrt(len(policy))))
+    grid = render.tile(np.repeat(np.repeat(policy, scale, axis=1), scale, axis=2), cols)
+    view = overview[0]
+    height = max(grid.shape[0], view.shape[0])
+    canvas = np.full((height, grid.shape[1] + 8 + view.shape[1], 3), 255, np.uint8)
+    canvas[: grid.shape[0], : grid.shape[1]] = grid
+    canvas[: view.shape[0], grid.shape[1] + 8 :] = view
+    return canvas
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="dr_grid.png", help="output PNG path")
+    parser.add_argument("--num-envs", type=int, default=16, help="randomized worlds in the grid")
+    parser.add_argument("--preset", default="default", help=f"config preset ({', '.join(config_lib.PRESETS)})")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    policy, overview = frames(config_lib.preset(args.preset), args.num_envs, args.seed)
+    iio.imwrite(args.out, grid_figure(policy, overview))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
