@@ -119,11 +119,79 @@ class RandomizationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Layer sizes."""
+
+    conv_channels: tuple[int, ...] = (32, 32, 32)
+    """Output channels of the encoder's conv layers (3x3 kernels)."""
+    conv_strides: tuple[int, ...] = (2, 2, 2)
+    """Strides of the conv layers."""
+    encoder_hidden: int = 256
+    """Width of the encoder's MLP layer."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor and critic MLPs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """Asymmetric DDPG (optionally TD3: twin critics + target policy smoothing)."""
+
+    gamma: float = 0.95
+    """Discount per env step."""
+    tau: float = 0.005
+    """Polyak factor: target ← (1 - tau) target + tau online, every update."""
+    critic_lr: float = 1e-3
+    actor_lr: float = 3e-4
+    """Learning rate of the actor and the encoder."""
+    batch_size: int = 128
+    """Transitions per update."""
+    bottleneck_weight: float = 1.0
+    """Weight of the encoder's MSE(ee_true, ee_pred) bottleneck loss (metres²); 0 turns it off."""
+    twin_critics: bool = False
+    """TD3: two critics, the target takes their minimum."""
+    target_noise: float = 0.0
+    """TD3 target policy smoothing: std of noise on target actions (0 = plain DDPG)."""
+    target_noise_clip: float = 0.5
+    exploration_std: float = 0.3
+    """Std of Gaussian noise added to actions while collecting."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training loop."""
+
+    total_env_steps: int = 60_000
+    """Stop after this many env steps (summed over envs)."""
+    replay_capacity: int = 50_000
+    """Replay size in transitions (rounded to whole env steps of all envs)."""
+    learning_starts: int = 2_000
+    """Env steps of random actions before updates begin."""
+    updates_per_iteration: int = 1
+    """Gradient updates per vectorised env step."""
+    iterations_per_chunk: int = 50
+    """Vectorised env steps per jitted call (host work happens between calls)."""
+    checkpoint_every_chunks: int = 10
+    """Write a checkpoint every this many chunks (and on Ctrl-C / SIGTERM, and at the end)."""
+    eval_envs: int = 32
+    """Episodes in the final evaluation (held-out randomization seeds)."""
+    video_envs: int = 2
+    """Episodes in the evaluation video."""
+    replay_in_checkpoint_max_gb: float = 4.0
+    """Replay buffers up to this size are checkpointed (resume is exact); larger ones are
+    refilled after a resume with ``learning_starts`` fresh env steps."""
+    init_encoder: str = ""
+    """Path of a pretrained encoder checkpoint (``python -m mjx_reach.pretrain``); empty: none."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. ``preset(name)`` gives the named starting points."""
 
     env: EnvConfig = EnvConfig()
     randomization: RandomizationConfig = RandomizationConfig()
+    network: NetworkConfig = NetworkConfig()
+    agent: AgentConfig = AgentConfig()
+    train: TrainConfig = TrainConfig()
     seed: int = 0
     num_envs: int = 16
     """Parallel environments."""
@@ -187,6 +255,20 @@ def validate(cfg: Config) -> Config:
         lo, hi = getattr(dr, field)
         _require(0 <= lo <= hi <= 1, f"randomization.{field}", f"must satisfy 0 <= low <= high <= 1, got {(lo, hi)}")
     _require(0 <= dr.shadow_prob <= 1, "randomization.shadow_prob", f"must be in [0, 1], got {dr.shadow_prob}")
+    net, agent, train = cfg.network, cfg.agent, cfg.train
+    _require(len(net.conv_channels) == len(net.conv_strides) >= 1, "network.conv_strides", f"needs one stride per conv layer, got {len(net.conv_strides)} for {len(net.conv_channels)}")
+    size = min(h, w)
+    for stride in net.conv_strides:
+        size = (size - 3) // stride + 1
+    _require(size >= 1, "network.conv_strides", f"shrink a {h}x{w} image to nothing")
+    _require(0 < agent.gamma < 1, "agent.gamma", f"must be in (0, 1), got {agent.gamma}")
+    _require(0 < agent.tau <= 1, "agent.tau", f"must be in (0, 1], got {agent.tau}")
+    _require(agent.batch_size >= 1, "agent.batch_size", f"must be >= 1, got {agent.batch_size}")
+    _require(agent.bottleneck_weight >= 0, "agent.bottleneck_weight", f"must be >= 0, got {agent.bottleneck_weight}")
+    _require(train.total_env_steps >= 1, "train.total_env_steps", f"must be >= 1, got {train.total_env_steps}")
+    _require(train.replay_capacity >= 2 * cfg.num_envs, "train.replay_capacity", f"must hold >= 2 env steps of all {cfg.num_envs} envs, got {train.replay_capacity}")
+    _require(train.updates_per_iteration >= 0, "train.updates_per_iteration", f"must be >= 0, got {train.updates_per_iteration}")
+    _require(train.iterations_per_chunk >= 1, "train.iterations_per_chunk", f"must be >= 1, got {train.iterations_per_chunk}")
     return cfg
 
 

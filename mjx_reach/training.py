@@ -1,0 +1,244 @@
+"""The training loop: collect + update under one jit, host work only between chunks.
+
+One *iteration* steps all ``num_envs`` worlds once with the exploring actor, writes the step to
+the replay ring and runs ``updates_per_iteration`` DDPG updates; ``lax.scan`` runs
+``iterations_per_chunk`` of them per jitted call. Between chunks the host logs (CSV +
+TensorBoard), checkpoints (orbax, atomic), checks for NaN/inf and for Ctrl-C/SIGTERM.
+
+Run folder: ``config.json`` (resolved config), ``checkpoints/`` (orbax), ``metrics.csv``, ``tb/``,
+``eval.json``, ``eval.mp4``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import pathlib
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import struct
+
+from mjx_reach import config as config_lib
+from mjx_reach import ddpg, replay
+from mjx_reach.env import STATE_DIM, ReachEnv
+
+
+class TrainingError(RuntimeError):
+    """A run cannot continue; the message is one line."""
+
+
+@struct.dataclass
+class TrainState:
+    agent: ddpg.AgentState
+    env: object
+    replay: replay.Replay
+    key: jax.Array
+    env_steps: jax.Array
+    """() int32 env steps so far, summed over envs."""
+
+
+def atomic_write_text(path: pathlib.Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Builds env, agent and replay for ``cfg`` and runs the jitted chunks."""
+
+    def __init__(self, cfg: config_lib.Config):
+        self.cfg = config_lib.validate(cfg)
+        self.env = ReachEnv(cfg, cfg.num_envs)
+        self.agent = ddpg.Agent(cfg, self.env.image_shape)
+        self.rows = max(2, cfg.train.replay_capacity // cfg.num_envs)
+        self._chunk = jax.jit(self._run_chunk, donate_argnums=0)
+
+    def init(self) -> TrainState:
+        cfg = self.cfg
+        key = jax.random.PRNGKey(cfg.seed)
+        key, k_env = jax.random.split(key)
+        env_state = jax.jit(jax.vmap(self.env.reset))(jax.random.split(k_env, cfg.num_envs))
+        agent_state = self.agent.init()
+        if cfg.train.init_encoder:
+            agent_state = self.agent.init(load_encoder(cfg.train.init_encoder, agent_state.params))
+        buf = replay.create(self.rows, cfg.num_envs, self.env.image_shape, STATE_DIM)
+        return TrainState(agent_state, env_state, buf, key, jnp.zeros((), jnp.int32))
+
+    def _iteration(self, ts: TrainState, _):
+        cfg = self.cfg
+        key, k_noise, k_random, k_update = jax.random.split(ts.key, 4)
+        obs = ts.env.obs
+        action, _ = self.agent.act(ts.agent.params, obs)
+        action = jnp.clip(action + cfg.agent.exploration_std * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
+        random_action = jax.random.uniform(k_random, action.shape, minval=-1.0, maxval=1.0)
+        action = jnp.where(ts.env_steps < cfg.train.learning_starts, random_action, action)
+        env_state = jax.vmap(self.env.step)(ts.env, action)
+        buf = replay.add(ts.replay, obs, action, env_state.reward, env_state.done)
+
+        def one_update(agent_state, k):
+            batch = replay.sample(buf, k, cfg.agent.batch_size)
+            return self.agent.update(agent_state, batch, k)
+
+        learn = buf.size * cfg.num_envs >= cfg.train.learning_starts
+        keys = jax.random.split(k_update, cfg.train.updates_per_iteration)
+        new_agent, infos = jax.lax.scan(one_update, ts.agent, keys)
+        agent_state = jax.tree.map(lambda new, old: jnp.where(learn, new, old), new_agent, ts.agent)
+        done = env_state.done
+        metrics = {k: jnp.mean(v) for k, v in jax.tree.map(lambda x: x[-1] if x.ndim else x, infos).items()} if cfg.train.updates_per_iteration else {}
+        metrics |= {
+            "episodes": jnp.sum(done),
+            "success_sum": jnp.sum(done & env_state.metrics["success"]),
+            "success_loose_sum": jnp.sum(done & env_state.metrics["success_loose"]),
+            "final_distance_sum": jnp.sum(jnp.where(done, env_state.metrics["distance"], 0.0)),
+            "learning": learn,
+        }
+        ts = TrainState(agent_state, env_state, buf, key, ts.env_steps + cfg.num_envs)
+        return ts, metrics
+
+    def _run_chunk(self, ts: TrainState):
+        return jax.lax.scan(self._iteration, ts, None, length=self.cfg.train.iterations_per_chunk)
+
+
+def summarize(metrics: dict) -> dict:
+    """Host-side summary of one chunk's stacked per-iteration metrics."""
+    m = jax.device_get(metrics)
+    episodes = float(np.sum(m["episodes"]))
+    learning = np.asarray(m["learning"], bool)
+    out = {"episodes": episodes}
+    if episodes > 0:
+        out |= {
+            "success": float(np.sum(m["success_sum"])) / episodes,
+            "success_loose": float(np.sum(m["success_loose_sum"])) / episodes,
+            "final_distance": float(np.sum(m["final_distance_sum"])) / episodes,
+        }
+    for k in ("critic_loss", "actor_loss", "bottleneck_loss", "q", "ee_error"):
+        if k in m and learning.any():
+            out[k] = float(np.mean(np.asarray(m[k])[learning]))
+    return out
+
+
+def load_encoder(path: str, params):
+    """``params`` with the encoder replaced by the one saved at ``path`` (``pretrain`` output)."""
+    path = pathlib.Path(path).resolve()
+    if not path.exists():
+        raise TrainingError(f"--init-encoder: no encoder checkpoint at {path}")
+    try:
+        encoder = ocp.StandardCheckpointer().restore(path, params["encoder"])
+    except Exception as e:  # orbax raises many types for a bad directory
+        raise TrainingError(f"--init-encoder: cannot read encoder checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    params = jax.tree.map(lambda x: x, params)
+    params["encoder"] = encoder
+    return params
+
+
+def _saved_part(trainer: Trainer, ts: TrainState) -> TrainState:
+    """``ts`` without the replay when the replay is too big to checkpoint (``replay=None``)."""
+    cfg = trainer.cfg
+    size_gb = replay.nbytes(trainer.rows, cfg.num_envs, trainer.env.image_shape, STATE_DIM) / 1e9
+    return ts if size_gb <= cfg.train.replay_in_checkpoint_max_gb else ts.replace(replay=None)
+
+
+def _checkpointable(trainer: Trainer, ts: TrainState) -> dict:
+    """The non-empty leaves of ``_saved_part(ts)`` by position (orbax cannot save zero-size arrays,
+    which MJX ``Data`` has)."""
+    return {f"leaf_{i:05d}": x for i, x in enumerate(jax.tree.leaves(_saved_part(trainer, ts))) if x.size}
+
+
+def _restore(trainer: Trainer, template: TrainState, saved: dict) -> TrainState:
+    """Inverse of ``_checkpointable``: ``template`` with the saved leaves put back (a replay that was
+    not saved stays the template's empty one)."""
+    base = _saved_part(trainer, template)
+    leaves, treedef = jax.tree.flatten(base)
+    restored = treedef.unflatten([saved.get(f"leaf_{i:05d}", x) for i, x in enumerate(leaves)])
+    return restored if base.replay is not None else restored.replace(replay=template.replay)
+
+
+def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train ``cfg`` into run folder ``out`` (resuming from its last checkpoint if ``resume``);
+    returns the final evaluation. Raises ``TrainingError`` with a one-line message on failure."""
+    from tqdm import tqdm  # host-only dependency
+    from tensorboardX import SummaryWriter
+
+    from mjx_reach import evaluate
+
+    out = pathlib.Path(out)
+    ckpt_dir = (out / "checkpoints").resolve()
+    if resume:
+        saved = out / "config.json"
+        if not saved.exists():
+            raise TrainingError(f"--resume: {out} has no config.json (not a run folder)")
+        cfg = config_lib.from_dict(config_lib.Config, json.loads(saved.read_text()))
+    elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
+        raise TrainingError(f"{out} already holds checkpoints: pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", json.dumps(config_lib.to_dict(cfg), indent=2))
+
+    trainer = Trainer(cfg)
+    ts = trainer.init()
+    manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2))
+    if resume:
+        step = manager.latest_step()
+        if step is None:
+            raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
+        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _checkpointable(trainer, ts))
+        ts = _restore(trainer, ts, manager.restore(step, args=ocp.args.StandardRestore(target)))
+
+    metrics_path = out / "metrics.csv"
+    rows = list(csv.DictReader(io.StringIO(metrics_path.read_text()))) if resume and metrics_path.exists() else []
+    writer = SummaryWriter(str(out / "tb"))
+    stop = {"signal": None}
+    handlers = {sig: signal.signal(sig, lambda s, _f: stop.update(signal=s)) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def save(ts):
+        manager.save(int(ts.env_steps), args=ocp.args.StandardSave(_checkpointable(trainer, ts)), force=True)
+        manager.wait_until_finished()
+
+    total = cfg.train.total_env_steps
+    per_chunk = cfg.num_envs * cfg.train.iterations_per_chunk
+    bar = tqdm(total=total, initial=int(ts.env_steps), unit="step", disable=not progress, dynamic_ncols=True)
+    chunk, run_start = 0, time.perf_counter()
+    try:
+        while int(ts.env_steps) < total and stop["signal"] is None:
+            start = time.perf_counter()
+            ts, metrics = trainer._chunk(ts)
+            summary = summarize(metrics)
+            elapsed = time.perf_counter() - start
+            env_steps = int(ts.env_steps)
+            bad = [k for k, v in summary.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingError(f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {ckpt_dir}")
+            summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed, "wall_s": time.perf_counter() - run_start}
+            rows.append({k: f"{v:.6g}" for k, v in summary.items()})
+            for k, v in summary.items():
+                writer.add_scalar(k, v, env_steps)
+            fields = sorted({k for r in rows for k in r})
+            buf = io.StringIO()
+            csv.DictWriter(buf, fields).writeheader()
+            csv.DictWriter(buf, fields).writerows(rows)
+            atomic_write_text(metrics_path, buf.getvalue())
+            bar.update(per_chunk)
+            bar.set_postfix({"steps/s": f"{summary['env_steps_per_s']:.0f}", "success": f"{summary.get('success', float('nan')):.2f}"})
+            chunk += 1
+            if chunk % cfg.train.checkpoint_every_chunks == 0:
+                save(ts)
+        save(ts)
+    finally:
+        bar.close()
+        writer.close()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if stop["signal"] is not None:
+        raise TrainingError(f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume")
+    result = evaluate.evaluate(trainer.agent, ts.agent.params, cfg, out)
+    atomic_write_text(out / "eval.json", json.dumps(result, indent=2))
+    return result
