@@ -29,7 +29,7 @@ from mjx_reach import config as config_lib
 class TrainArgs:
     config: Annotated[config_lib.Config, tyro.conf.arg(name="")]
     preset: str = "default"
-    """Named starting config: default, best, no-bottleneck, depth."""
+    """Named starting config (mjx_reach.config.PRESETS)."""
     out: str = ""
     """Run folder (default: runs/<preset>-<time>; with --resume: the latest run in runs/)."""
     resume: bool = False

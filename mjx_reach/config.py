@@ -168,9 +168,12 @@ class TrainConfig:
     """Env steps of random actions before updates begin."""
     updates_per_iteration: int = 1
     """Gradient updates per vectorised env step."""
-    iterations_per_chunk: int = 50
+    iterations_per_chunk: int = 5
     """Vectorised env steps per jitted call (host work happens between calls)."""
-    checkpoint_every_chunks: int = 10
+    unroll_updates: bool = True
+    """Unroll the chunk's scan of updates. XLA:CPU runs the conv update ~15x slower inside a rolled
+    loop (BENCHMARKS.md), so CPU runs unroll short chunks; GPU runs use long rolled chunks."""
+    checkpoint_every_chunks: int = 50
     """Write a checkpoint every this many chunks (and on Ctrl-C / SIGTERM, and at the end)."""
     eval_envs: int = 32
     """Episodes in the final evaluation (held-out randomization seeds)."""

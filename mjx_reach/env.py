@@ -42,6 +42,9 @@ class State:
     domain: randomize.DomainParams
     goal: jax.Array
     """(3,) goal position, metres."""
+    target: jax.Array
+    """(3,) commanded ee position, metres: actions move it (like the real arm's commanded pose), so
+    a tracking lag in ``dynamic`` mode does not accumulate into drift."""
     obs: dict
     """``image`` (H, W, C) uint8, ``goal`` (3,) m, ``state`` (20,)."""
     reward: jax.Array
@@ -147,7 +150,7 @@ class ReachEnv:
         zero = jnp.zeros((), jnp.float32)
         distance = jnp.linalg.norm(obs["state"][:3] - goal)
         return State(
-            data=data, domain=domain, goal=goal, obs=obs, reward=zero, done=jnp.zeros((), bool),
+            data=data, domain=domain, goal=goal, target=obs["state"][:3], obs=obs, reward=zero, done=jnp.zeros((), bool),
             steps=jnp.zeros((), jnp.int32), metrics=self._metrics(distance), key=key,
         )
 
@@ -155,8 +158,7 @@ class ReachEnv:
         """Apply ``action`` (3,) in [-1, 1] to one world; auto-resets at the time limit."""
         env = self.env_cfg
         key, k_start, k_noise = jax.random.split(state.key, 3)
-        ee = self.ee_position(state)
-        target = jnp.clip(ee + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self._low, self._high)
+        target = jnp.clip(state.target + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self._low, self._high)
         data = self.move(state.data, target)
         distance = jnp.linalg.norm(data.site_xpos[self.scene.tcp_site] - state.goal)
         if env.reward == "dense":
@@ -176,8 +178,9 @@ class ReachEnv:
             mocap_pos=goal[None],
         )
         data, obs = self._observe(data, domain, goal, k_noise)
+        target = jnp.where(done, obs["state"][:3], target)
         return State(
-            data=data, domain=domain, goal=goal, obs=obs, reward=reward.astype(jnp.float32), done=done,
+            data=data, domain=domain, goal=goal, target=target, obs=obs, reward=reward.astype(jnp.float32), done=done,
             steps=jnp.where(done, 0, steps), metrics=self._metrics(distance), key=key,
         )
 
@@ -189,8 +192,8 @@ class ReachEnv:
         if env.control_mode == "kinematic":
             data = data.replace(qpos=qpos, qvel=(qpos - data.qpos) / env.control_dt_s)
             return mjx.kinematics(self.mx, data)
-        data = data.replace(ctrl=qpos)
-        return jax.lax.fori_loop(0, self._substeps, lambda _, d: mjx.step(self.mx, d), data)
+        data = jax.lax.fori_loop(0, self._substeps, lambda _, d: mjx.step(self.mx, d), data.replace(ctrl=qpos))
+        return mjx.kinematics(self.mx, data)
 
     def _metrics(self, distance: jax.Array) -> dict:
         return {

@@ -61,7 +61,8 @@ class Trainer:
         self.env = ReachEnv(cfg, cfg.num_envs)
         self.agent = ddpg.Agent(cfg, self.env.image_shape)
         self.rows = max(2, cfg.train.replay_capacity // cfg.num_envs)
-        self._chunk = jax.jit(self._run_chunk, donate_argnums=0)
+        self._collect = jax.jit(self._collect_scan, donate_argnums=0)
+        self._learn = jax.jit(self._learn_scan, donate_argnums=0)
 
     def init(self) -> TrainState:
         cfg = self.cfg
@@ -74,9 +75,10 @@ class Trainer:
         buf = replay.create(self.rows, cfg.num_envs, self.env.image_shape, STATE_DIM)
         return TrainState(agent_state, env_state, buf, key, jnp.zeros((), jnp.int32))
 
-    def _iteration(self, ts: TrainState, _):
+    def _collect_step(self, ts: TrainState, _):
+        """One vectorised env step with the exploring actor, written to the replay ring."""
         cfg = self.cfg
-        key, k_noise, k_random, k_update = jax.random.split(ts.key, 4)
+        key, k_noise, k_random = jax.random.split(ts.key, 3)
         obs = ts.env.obs
         action, _ = self.agent.act(ts.agent.params, obs)
         action = jnp.clip(action + cfg.agent.exploration_std * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
@@ -84,36 +86,49 @@ class Trainer:
         action = jnp.where(ts.env_steps < cfg.train.learning_starts, random_action, action)
         env_state = jax.vmap(self.env.step)(ts.env, action)
         buf = replay.add(ts.replay, obs, action, env_state.reward, env_state.done)
-
-        def one_update(agent_state, k):
-            batch = replay.sample(buf, k, cfg.agent.batch_size)
-            return self.agent.update(agent_state, batch, k)
-
-        learn = buf.size * cfg.num_envs >= cfg.train.learning_starts
-        keys = jax.random.split(k_update, cfg.train.updates_per_iteration)
-        new_agent, infos = jax.lax.scan(one_update, ts.agent, keys)
-        agent_state = jax.tree.map(lambda new, old: jnp.where(learn, new, old), new_agent, ts.agent)
         done = env_state.done
-        metrics = {k: jnp.mean(v) for k, v in jax.tree.map(lambda x: x[-1] if x.ndim else x, infos).items()} if cfg.train.updates_per_iteration else {}
-        metrics |= {
+        metrics = {
             "episodes": jnp.sum(done),
             "success_sum": jnp.sum(done & env_state.metrics["success"]),
             "success_loose_sum": jnp.sum(done & env_state.metrics["success_loose"]),
             "final_distance_sum": jnp.sum(jnp.where(done, env_state.metrics["distance"], 0.0)),
-            "learning": learn,
         }
-        ts = TrainState(agent_state, env_state, buf, key, ts.env_steps + cfg.num_envs)
-        return ts, metrics
+        return ts.replace(env=env_state, replay=buf, key=key, env_steps=ts.env_steps + cfg.num_envs), metrics
+
+    def _update_step(self, carry, key):
+        agent_state, buf = carry
+        agent_state, info = self.agent.update(agent_state, replay.sample(buf, key, self.cfg.agent.batch_size), key)
+        return (agent_state, buf), info
 
     def _run_chunk(self, ts: TrainState):
-        return jax.lax.scan(self._iteration, ts, None, length=self.cfg.train.iterations_per_chunk)
+        """``iterations_per_chunk`` env steps, then ``updates_per_iteration`` updates for each of
+        them once the replay holds ``learning_starts`` transitions. Collection and learning are two
+        scans: XLA:CPU runs convolutions far slower in a computation that also calls the Warp
+        renderer, or inside a rolled loop (BENCHMARKS.md), so learning is its own unrolled scan."""
+        train = self.cfg.train
+        ts, metrics = self._collect(ts)
+        learning = ts.replay.size * self.cfg.num_envs >= train.learning_starts
+        if train.updates_per_iteration and bool(learning):
+            key, k_update = jax.random.split(ts.key)
+            agent_state, infos = self._learn(ts.agent, ts.replay, k_update)
+            ts = ts.replace(agent=agent_state, key=key)
+            metrics |= infos
+        return ts, metrics
+
+    def _collect_scan(self, ts: TrainState):
+        return jax.lax.scan(self._collect_step, ts, None, length=self.cfg.train.iterations_per_chunk)
+
+    def _learn_scan(self, agent_state, buf, key):
+        train = self.cfg.train
+        keys = jax.random.split(key, train.iterations_per_chunk * train.updates_per_iteration)
+        (agent_state, _), infos = jax.lax.scan(self._update_step, (agent_state, buf), keys, unroll=train.unroll_updates)
+        return agent_state, infos
 
 
 def summarize(metrics: dict) -> dict:
     """Host-side summary of one chunk's stacked per-iteration metrics."""
     m = jax.device_get(metrics)
     episodes = float(np.sum(m["episodes"]))
-    learning = np.asarray(m["learning"], bool)
     out = {"episodes": episodes}
     if episodes > 0:
         out |= {
@@ -122,8 +137,8 @@ def summarize(metrics: dict) -> dict:
             "final_distance": float(np.sum(m["final_distance_sum"])) / episodes,
         }
     for k in ("critic_loss", "actor_loss", "bottleneck_loss", "q", "ee_error"):
-        if k in m and learning.any():
-            out[k] = float(np.mean(np.asarray(m[k])[learning]))
+        if k in m:
+            out[k] = float(np.mean(m[k]))
     return out
 
 
@@ -200,6 +215,8 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     handlers = {sig: signal.signal(sig, lambda s, _f: stop.update(signal=s)) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def save(ts):
+        if manager.latest_step() == int(ts.env_steps):
+            return
         manager.save(int(ts.env_steps), args=ocp.args.StandardSave(_checkpointable(trainer, ts)), force=True)
         manager.wait_until_finished()
 
@@ -210,7 +227,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     try:
         while int(ts.env_steps) < total and stop["signal"] is None:
             start = time.perf_counter()
-            ts, metrics = trainer._chunk(ts)
+            ts, metrics = trainer._run_chunk(ts)
             summary = summarize(metrics)
             elapsed = time.perf_counter() - start
             env_steps = int(ts.env_steps)
