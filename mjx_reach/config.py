@@ -215,6 +215,7 @@ def preset(name: str) -> Config:
 def validate(cfg: Config) -> Config:
     """Check ``cfg``; raise ``ConfigError`` (one line, naming the field) on the first problem."""
     env, dr = cfg.env, cfg.randomization
+    _require(len(tuple(env.image_size)) == 2 and all(isinstance(v, int) for v in env.image_size), "env.image_size", f"must be (height, width) in pixels, got {env.image_size}")
     h, w = env.image_size
     _require(h >= 16 and w >= 16, "env.image_size", f"must be at least 16x16 pixels, got {env.image_size}")
     _require(cfg.num_envs >= 1, "num_envs", f"must be >= 1, got {cfg.num_envs}")
