@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
 from flax import struct
 from mujoco import mjx
@@ -130,10 +129,6 @@ class ReachEnv:
         ee = data.site_xpos[self.scene.tcp_site]
         state = jnp.concatenate([ee, goal, data.qpos, data.qvel])
         return data, {"image": image, "goal": goal, "state": state}
-
-    def ee_position(self, state: State) -> jax.Array:
-        """(3,) tool centre point position, metres."""
-        return state.data.site_xpos[self.scene.tcp_site]
 
     def overview_image(self, state: State) -> jax.Array:
         """Third-person view (240, 320, 3) uint8 with the goal marker (env built with ``overview=True``)."""

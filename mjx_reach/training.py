@@ -12,7 +12,6 @@ Run folder: ``config.json`` (resolved config), ``checkpoints/`` (orbax), ``metri
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
