@@ -239,12 +239,9 @@ def validate(cfg: Config) -> Config:
     for name, cam in [("env.camera", env.camera)] + ([("env.camera2", env.camera2)] if env.second_camera else []):
         _require(0 < cam.fovy_deg < 150, f"{name}.fovy_deg", f"must be in (0, 150) degrees, got {cam.fovy_deg}")
         try:
-            xmat = camera_model.look_at_xmat(cam.pos, cam.lookat)
+            hull, uv, inside = gripper_visibility(env, cam, camera_model.box_corners(low, high))
         except ValueError as e:
             raise ConfigError(f"{name}.lookat: {e}") from None
-        hull = camera_model.gripper_hull(camera_model.box_corners(low, high), env.gripper_half_width_m, env.gripper_height_m).reshape(-1, 3)
-        uv, depth = camera_model.project(hull, cam.pos, xmat, cam.fovy_deg, env.image_size)
-        inside = camera_model.pixels_inside(uv, depth, env.image_size, env.frame_margin_px)
         if not inside.all():
             worst = hull[np.argmin(inside)]
             raise ConfigError(
@@ -274,6 +271,15 @@ def validate(cfg: Config) -> Config:
     _require(train.updates_per_iteration >= 0, "train.updates_per_iteration", f"must be >= 0, got {train.updates_per_iteration}")
     _require(train.iterations_per_chunk >= 1, "train.iterations_per_chunk", f"must be >= 1, got {train.iterations_per_chunk}")
     return cfg
+
+
+def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp):
+    """Gripper hull corners (K, 3) [m] around tool centre points ``tcp`` (..., 3), their pixels
+    (K, 2) in ``cam`` and whether each lies in front of it and inside the policy image's margin."""
+    xmat = camera_model.look_at_xmat(cam.pos, cam.lookat)
+    hull = camera_model.gripper_hull(tcp, env.gripper_half_width_m, env.gripper_height_m).reshape(-1, 3)
+    uv, depth = camera_model.project(hull, cam.pos, xmat, cam.fovy_deg, env.image_size)
+    return hull, uv, camera_model.pixels_inside(uv, depth, env.image_size, env.frame_margin_px)
 
 
 def _require(ok: bool, field: str, message: str) -> None:

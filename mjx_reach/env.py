@@ -24,9 +24,8 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
-from mjx_reach import camera as camera_model
 from mjx_reach import ik, randomize, render, scene as scene_lib
-from mjx_reach.config import Config, validate
+from mjx_reach.config import Config, gripper_visibility, validate
 
 STATE_DIM = 20
 OVERVIEW_HW = (240, 320)
@@ -96,17 +95,14 @@ class ReachEnv:
         env, mjm = self.env_cfg, self.scene.mj_model
         rng = np.random.default_rng(self.cfg.seed)
         home = np.asarray(scene_lib.HOME_QPOS)
-        xmat = camera_model.look_at_xmat(env.camera.pos, env.camera.lookat)
         bank = [home]
         for _ in range(100 * _POSE_BANK_SIZE):
             if len(bank) == _POSE_BANK_SIZE:
                 break
             q = np.clip(home + rng.uniform(-1, 1, 7) * env.init_joint_noise_rad, mjm.jnt_range[:, 0], mjm.jnt_range[:, 1])
             tcp, _ = scene_lib.tcp_pose(mjm, q)
-            hull = camera_model.gripper_hull(tcp, env.gripper_half_width_m, env.gripper_height_m)
-            uv, depth = camera_model.project(hull, env.camera.pos, xmat, env.camera.fovy_deg, env.image_size)
             in_box = np.all(tcp >= env.workspace_low) and np.all(tcp <= env.workspace_high)
-            if in_box and camera_model.pixels_inside(uv, depth, env.image_size, env.frame_margin_px).all():
+            if in_box and gripper_visibility(env, env.camera, tcp)[2].all():
                 bank.append(q)
         return np.stack(bank)
 
