@@ -273,6 +273,12 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def image_shape(env: EnvConfig) -> tuple[int, int, int]:
+    """Policy image (height, width, channels): 3 colour channels (+1 depth) per policy camera."""
+    cameras = 2 if env.second_camera else 1
+    return (*env.image_size, cameras * (3 + env.depth))
+
+
 def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp):
     """Gripper hull corners (K, 3) [m] around tool centre points ``tcp`` (..., 3), their pixels
     (K, 2) in ``cam`` and whether each lies in front of it and inside the policy image's margin."""

@@ -25,7 +25,7 @@ from flax import struct
 from mujoco import mjx
 
 from mjx_reach import ik, randomize, render, scene as scene_lib
-from mjx_reach.config import Config, gripper_visibility, validate
+from mjx_reach.config import Config, gripper_visibility, image_shape, validate
 
 STATE_DIM = 20
 OVERVIEW_HW = (240, 320)
@@ -87,7 +87,7 @@ class ReachEnv:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return (*self.env_cfg.image_size, self.camera.channels)
+        return image_shape(self.env_cfg)
 
     # --- episode start -------------------------------------------------------------------------
     def _initial_pose_bank(self) -> np.ndarray:

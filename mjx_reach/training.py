@@ -155,6 +155,30 @@ def load_encoder(path: str, params):
     return params
 
 
+def load_params(run_dir) -> tuple[config_lib.Config, ddpg.Agent, object]:
+    """(config, agent, network parameters) of the latest checkpoint in run folder ``run_dir``, without
+    building an environment (checkpoints hold the parameters as their own ``params`` item)."""
+    run_dir = pathlib.Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise TrainingError(f"{run_dir} is not a run folder (no config.json)")
+    try:
+        cfg = config_lib.from_dict(config_lib.Config, json.loads(cfg_path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise TrainingError(f"{cfg_path}: unreadable config: {str(e).splitlines()[0]}") from None
+    ckpt_dir = (run_dir / "checkpoints").resolve()
+    step = ocp.CheckpointManager(ckpt_dir).latest_step() if ckpt_dir.exists() else None
+    if step is None:
+        raise TrainingError(f"no checkpoint in {ckpt_dir}")
+    agent = ddpg.Agent(cfg, config_lib.image_shape(cfg.env))
+    template = jax.tree.map(ocp.utils.to_shape_dtype_struct, agent.init().params)
+    try:
+        params = ocp.StandardCheckpointer().restore(ckpt_dir / str(step) / "params", template)
+    except Exception as e:  # orbax raises many types for a damaged checkpoint
+        raise TrainingError(f"cannot read checkpoint {ckpt_dir / str(step)}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    return cfg, agent, params
+
+
 def _saved_part(trainer: Trainer, ts: TrainState) -> TrainState:
     """``ts`` without the replay when the replay is too big to checkpoint (``replay=None``)."""
     cfg = trainer.cfg
@@ -205,7 +229,8 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         if step is None:
             raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _checkpointable(trainer, ts))
-        ts = _restore(trainer, ts, manager.restore(step, args=ocp.args.StandardRestore(target)))
+        saved = manager.restore(step, args=ocp.args.Composite(train=ocp.args.StandardRestore(target)))
+        ts = _restore(trainer, ts, saved["train"])
 
     metrics_path = out / "metrics.csv"
     rows = list(csv.DictReader(io.StringIO(metrics_path.read_text()))) if resume and metrics_path.exists() else []
@@ -216,7 +241,8 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     def save(ts):
         if manager.latest_step() == int(ts.env_steps):
             return
-        manager.save(int(ts.env_steps), args=ocp.args.StandardSave(_checkpointable(trainer, ts)), force=True)
+        items = ocp.args.Composite(train=ocp.args.StandardSave(_checkpointable(trainer, ts)), params=ocp.args.StandardSave(ts.agent.params))
+        manager.save(int(ts.env_steps), args=items, force=True)
         manager.wait_until_finished()
 
     total = cfg.train.total_env_steps
