@@ -202,7 +202,14 @@ class Config:
 
 PRESETS: dict[str, Config] = {
     "default": Config(),
+    "quick": Config(
+        num_envs=8,
+        agent=AgentConfig(batch_size=32),
+        train=TrainConfig(total_env_steps=4_000, replay_capacity=4_000, learning_starts=400, eval_envs=16, video_envs=1),
+    ),
 }
+"""``default``: the CPU-sized quick start. ``quick``: a few-minute CPU run (the learning test and the
+tests that need a trained policy use it)."""
 
 
 def preset(name: str) -> Config:

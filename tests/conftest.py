@@ -18,7 +18,8 @@ import pytest
 from mujoco import mjx
 
 from mjx_reach import camera as camera_model
-from mjx_reach import randomize
+from mjx_reach import randomize, training
+from mjx_reach import config as config_lib
 from mjx_reach.config import Config, EnvConfig, RandomizationConfig
 from mjx_reach.env import ReachEnv
 
@@ -137,3 +138,12 @@ def second_camera_env() -> EnvHandle:
 @pytest.fixture(scope="session")
 def dynamic_env() -> EnvHandle:
     return make_handle(Config(env=EnvConfig(control_mode="dynamic")), SMALL_NUM_ENVS)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A run folder trained with the ``quick`` preset (a few CPU minutes): config.json,
+    checkpoints/, metrics.csv, eval.json. Shared by the learning, export and deploy tests."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    training.run(config_lib.preset("quick"), out, progress=False)
+    return out
