@@ -6,7 +6,7 @@
 
 Every config field is a flag (``--env.max-step-m 0.03``, ``--agent.batch-size 256``...); ``--preset``
 picks the starting values. The run folder gets config.json, checkpoints/, metrics.csv, tb/,
-eval.json and eval.mp4.
+eval.json and eval.mp4 (and encoder/ when the preset pretrains one).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # Warp allocate
 
 import tyro
 
+from mjx_reach import cli
 from mjx_reach import config as config_lib
 
 
@@ -40,53 +41,23 @@ class TrainArgs:
     """Shorthand for --train.init-encoder: a pretrained encoder checkpoint folder."""
 
 
-def parse(argv: list[str]) -> TrainArgs:
-    name = "default"
-    for i, arg in enumerate(argv):
-        if arg.startswith("--preset="):
-            name = arg.split("=", 1)[1]
-        elif arg == "--preset" and i + 1 < len(argv):
-            name = argv[i + 1]
-    base = config_lib.preset(name)
-    return tyro.cli(TrainArgs, default=TrainArgs(config=base, preset=name), args=argv, description=__doc__)
+def train(argv: list[str]) -> int:
+    args = cli.parse(TrainArgs, argv, __doc__)
+    train_cfg = args.config.train
+    if args.total_steps is not None:
+        train_cfg = dataclasses.replace(train_cfg, total_env_steps=args.total_steps)
+    if args.init_encoder is not None:
+        train_cfg = dataclasses.replace(train_cfg, init_encoder=args.init_encoder)
+    cfg = config_lib.validate(dataclasses.replace(args.config, train=train_cfg))
+    from mjx_reach import training
 
+    out = args.out or (training.latest_run() if args.resume else f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
-def latest_run(root: str = "runs") -> str:
-    runs = sorted((p for p in os.scandir(root) if p.is_dir()), key=lambda p: p.stat().st_mtime) if os.path.isdir(root) else []
-    if not runs:
-        raise config_lib.ConfigError(f"--resume: no run folder in {root}/ (pass --out)")
-    return runs[-1].path
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = parse(argv)
-        cfg = args.config
-        train = cfg.train
-        if args.total_steps is not None:
-            train = dataclasses.replace(train, total_env_steps=args.total_steps)
-        if args.init_encoder is not None:
-            train = dataclasses.replace(train, init_encoder=args.init_encoder)
-        cfg = config_lib.validate(dataclasses.replace(cfg, train=train))
-        out = args.out or (latest_run() if args.resume else f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-        from mjx_reach import training
-
-        result = training.run(cfg, out, resume=args.resume)
-    except (config_lib.ConfigError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        from mjx_reach.training import TrainingError
-
-        if isinstance(e, TrainingError):
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        raise
+    result = training.run(cfg, out, resume=args.resume, total_env_steps=args.total_steps)
     print(json.dumps(result, indent=2))
     print(f"run folder: {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_main(train))

@@ -78,8 +78,11 @@ class EnvConfig:
     """An episode succeeds when the ee is this close to the goal, metres."""
     report_threshold_m: float = 0.05
     """A looser success threshold also reported, metres."""
-    reward: Literal["dense", "sparse"] = "dense"
-    """``dense``: -distance (metres). ``sparse``: 0 on success, else -1."""
+    reward: Literal["progress", "dense", "sparse"] = "progress"
+    """``progress``: the distance to the goal gained this step in units of ``max_step_m`` (a
+    potential-based shaping of ``dense``: same optimal policy, but the action's effect is the whole
+    reward, so the critic learns it fast). ``dense``: -distance (metres). ``sparse``: 0 on
+    success, else -1."""
     episode_steps: int = 50
     """Time limit, env steps."""
     init_joint_noise_rad: float = 0.15
@@ -136,17 +139,22 @@ class NetworkConfig:
 class AgentConfig:
     """Asymmetric DDPG (optionally TD3: twin critics + target policy smoothing)."""
 
-    gamma: float = 0.95
-    """Discount per env step."""
-    tau: float = 0.005
+    gamma: float = 0.8
+    """Discount per env step (with the ``progress`` reward a short horizon suffices and the critic
+    converges faster)."""
+    tau: float = 0.05
     """Polyak factor: target ← (1 - tau) target + tau online, every update."""
     critic_lr: float = 1e-3
-    actor_lr: float = 3e-4
-    """Learning rate of the actor and the encoder."""
-    batch_size: int = 128
+    actor_lr: float = 1e-3
+    encoder_lr: float = 1e-4
+    """Learning rate of the encoder (0 freezes it). Lower than the actor's: with few randomized
+    domains per CPU run, fast encoder updates overfit them and lose the pretrained encoder's
+    generalisation (BENCHMARKS.md)."""
+    batch_size: int = 64
     """Transitions per update."""
-    bottleneck_weight: float = 1.0
-    """Weight of the encoder's MSE(ee_true, ee_pred) bottleneck loss (metres²); 0 turns it off."""
+    bottleneck_weight: float = 10.0
+    """Weight of the encoder's bottleneck loss MSE(ee_true, ee_pred), measured in workspace half
+    extents; 0 turns it off."""
     twin_critics: bool = False
     """TD3: two critics, the target takes their minimum."""
     target_noise: float = 0.0
@@ -157,16 +165,42 @@ class AgentConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Supervised encoder pretraining (``python -m mjx_reach.pretrain``): regress the ee position
+    on rendered, randomized images of a scripted arm that reaches random goals."""
+
+    updates: int = 3_000
+    """Gradient updates."""
+    dataset_images: int = 8_000
+    """Images rendered for the training set (rounded up to whole vectorised steps)."""
+    eval_images: int = 512
+    """Held-out images (held-out randomization seeds) for the reported ee error."""
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    action_noise: float = 0.5
+    """Std of Gaussian noise on the scripted reaching action (spreads the visited poses)."""
+    episode_steps: int = 10
+    """Episode length while rendering the data set: short episodes draw many randomized domains
+    (one per episode) per image, which is what the encoder must generalise over."""
+    max_step_m: float = 0.06
+    """The scripted arm's step while rendering the data set, metres per axis: large enough to
+    cross the workspace box within ``episode_steps`` (the labels are the true ee positions, so
+    how well IK tracks the big steps does not matter)."""
+    updates_per_call: int = 20
+    """Updates per jitted call (unrolled on the CPU; see ``train.unroll_updates``)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The training loop."""
 
-    total_env_steps: int = 60_000
+    total_env_steps: int = 48_000
     """Stop after this many env steps (summed over envs)."""
-    replay_capacity: int = 50_000
+    replay_capacity: int = 48_000
     """Replay size in transitions (rounded to whole env steps of all envs)."""
-    learning_starts: int = 2_000
+    learning_starts: int = 800
     """Env steps of random actions before updates begin."""
-    updates_per_iteration: int = 1
+    updates_per_iteration: int = 4
     """Gradient updates per vectorised env step."""
     iterations_per_chunk: int = 5
     """Vectorised env steps per jitted call (host work happens between calls)."""
@@ -184,6 +218,9 @@ class TrainConfig:
     refilled after a resume with ``learning_starts`` fresh env steps."""
     init_encoder: str = ""
     """Path of a pretrained encoder checkpoint (``python -m mjx_reach.pretrain``); empty: none."""
+    pretrain_encoder: bool = True
+    """Without ``init_encoder``: pretrain one first (``pretrain.*``) into the run's ``encoder/``
+    and start from it (the seed's best model did; preset ``no-bottleneck`` does not)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,21 +232,42 @@ class Config:
     network: NetworkConfig = NetworkConfig()
     agent: AgentConfig = AgentConfig()
     train: TrainConfig = TrainConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     seed: int = 0
     num_envs: int = 16
     """Parallel environments."""
 
 
+def _with(cfg: Config, **sections) -> Config:
+    """``cfg`` with fields of its sections replaced: ``_with(cfg, agent={"batch_size": 64})``."""
+    return dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()})
+
+
+_DEFAULT = Config()
 PRESETS: dict[str, Config] = {
-    "default": Config(),
-    "quick": Config(
-        num_envs=8,
-        agent=AgentConfig(batch_size=32),
-        train=TrainConfig(total_env_steps=4_000, replay_capacity=4_000, learning_starts=400, eval_envs=16, video_envs=1),
+    "default": _DEFAULT,
+    "best": _DEFAULT,
+    "no-bottleneck": _with(_DEFAULT, agent={"bottleneck_weight": 0.0, "encoder_lr": 1e-3}, train={"pretrain_encoder": False}),
+    "depth": _with(_DEFAULT, env={"depth": True}, agent={"bottleneck_weight": 0.0}),
+    "quick": _with(
+        _DEFAULT,
+        agent={"batch_size": 32},
+        train={"total_env_steps": 12_000, "replay_capacity": 12_000, "eval_envs": 32, "video_envs": 1},
+        pretrain={"updates": 1_200, "dataset_images": 6_000, "eval_images": 256},
+    ),
+    "smoke": _with(
+        _DEFAULT,
+        agent={"batch_size": 32},
+        train={"total_env_steps": 800, "replay_capacity": 800, "learning_starts": 400, "eval_envs": 8, "video_envs": 1},
+        pretrain={"updates": 50, "dataset_images": 256, "eval_images": 32},
     ),
 }
-"""``default``: the CPU-sized quick start. ``quick``: a few-minute CPU run (the learning test and the
-tests that need a trained policy use it)."""
+"""The seed's experiments: ``best`` (= ``default``: RL + bottleneck + pretrained encoder, RGB),
+``no-bottleneck`` (RL alone from a random encoder), ``depth`` (RGB-D + pretrained encoder, no
+bottleneck). All are sized for a 2-core CPU (16 envs; ``default`` ≈ 25 min); scale up with
+``--num-envs`` and the ``train.*`` flags on a GPU (README). ``quick``: a few-minute CPU run (the
+learning test and the tests that need a trained policy use it). ``smoke``: every stage in about
+a minute, too short to learn (the notebooks' small size)."""
 
 
 def preset(name: str) -> Config:
@@ -227,7 +285,7 @@ def validate(cfg: Config) -> Config:
     _require(h >= 16 and w >= 16, "env.image_size", f"must be at least 16x16 pixels, got {env.image_size}")
     _require(cfg.num_envs >= 1, "num_envs", f"must be >= 1, got {cfg.num_envs}")
     _require(env.control_mode in ("kinematic", "dynamic"), "env.control_mode", f"must be 'kinematic' or 'dynamic', got {env.control_mode!r}")
-    _require(env.reward in ("dense", "sparse"), "env.reward", f"must be 'dense' or 'sparse', got {env.reward!r}")
+    _require(env.reward in ("progress", "dense", "sparse"), "env.reward", f"must be 'progress', 'dense' or 'sparse', got {env.reward!r}")
     _require(env.control_dt_s > 0, "env.control_dt_s", f"must be > 0, got {env.control_dt_s}")
     _require(env.physics_dt_s > 0, "env.physics_dt_s", f"must be > 0, got {env.physics_dt_s}")
     substeps = env.control_dt_s / env.physics_dt_s
@@ -271,12 +329,20 @@ def validate(cfg: Config) -> Config:
     _require(size >= 1, "network.conv_strides", f"shrink a {h}x{w} image to nothing")
     _require(0 < agent.gamma < 1, "agent.gamma", f"must be in (0, 1), got {agent.gamma}")
     _require(0 < agent.tau <= 1, "agent.tau", f"must be in (0, 1], got {agent.tau}")
+    for field in ("critic_lr", "actor_lr", "encoder_lr"):
+        _require(getattr(agent, field) >= 0, f"agent.{field}", f"must be >= 0, got {getattr(agent, field)}")
     _require(agent.batch_size >= 1, "agent.batch_size", f"must be >= 1, got {agent.batch_size}")
     _require(agent.bottleneck_weight >= 0, "agent.bottleneck_weight", f"must be >= 0, got {agent.bottleneck_weight}")
     _require(train.total_env_steps >= 1, "train.total_env_steps", f"must be >= 1, got {train.total_env_steps}")
     _require(train.replay_capacity >= 2 * cfg.num_envs, "train.replay_capacity", f"must hold >= 2 env steps of all {cfg.num_envs} envs, got {train.replay_capacity}")
     _require(train.updates_per_iteration >= 0, "train.updates_per_iteration", f"must be >= 0, got {train.updates_per_iteration}")
     _require(train.iterations_per_chunk >= 1, "train.iterations_per_chunk", f"must be >= 1, got {train.iterations_per_chunk}")
+    pre = cfg.pretrain
+    for field in ("updates", "dataset_images", "eval_images", "batch_size", "updates_per_call", "episode_steps"):
+        _require(getattr(pre, field) >= 1, f"pretrain.{field}", f"must be >= 1, got {getattr(pre, field)}")
+    _require(pre.learning_rate > 0, "pretrain.learning_rate", f"must be > 0, got {pre.learning_rate}")
+    _require(pre.action_noise >= 0, "pretrain.action_noise", f"must be >= 0, got {pre.action_noise}")
+    _require(0 < pre.max_step_m <= 0.1, "pretrain.max_step_m", f"must be in (0, 0.1] metres, got {pre.max_step_m}")
     return cfg
 
 
@@ -287,12 +353,9 @@ def image_shape(env: EnvConfig) -> tuple[int, int, int]:
 
 
 def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp):
-    """Gripper hull corners (K, 3) [m] around tool centre points ``tcp`` (..., 3), their pixels
-    (K, 2) in ``cam`` and whether each lies in front of it and inside the policy image's margin."""
-    xmat = camera_model.look_at_xmat(cam.pos, cam.lookat)
-    hull = camera_model.gripper_hull(tcp, env.gripper_half_width_m, env.gripper_height_m).reshape(-1, 3)
-    uv, depth = camera_model.project(hull, cam.pos, xmat, cam.fovy_deg, env.image_size)
-    return hull, uv, camera_model.pixels_inside(uv, depth, env.image_size, env.frame_margin_px)
+    """``camera.gripper_visibility`` for camera ``cam`` and the gripper/image settings of ``env``."""
+    return camera_model.gripper_visibility(tcp, cam.pos, cam.lookat, cam.fovy_deg, env.image_size, env.gripper_half_width_m,
+                                           env.gripper_height_m, env.frame_margin_px)
 
 
 def _require(ok: bool, field: str, message: str) -> None:

@@ -6,7 +6,8 @@ sees the privileged state. Losses, as the seed states them:
 * critic: ``(Q(s, a) - r - γ Q_T(s', π_T(o')))²`` with target networks (min over twin critics and
   clipped target-action noise when TD3 is on);
 * actor: ``-Q(s, π(o))``;
-* encoder: the actor's gradient plus ``w · MSE(ee_true, ee_pred)`` (the bottleneck loss);
+* encoder: the actor's gradient plus ``w · MSE(ee_true, ee_pred)`` (the bottleneck loss, in units of
+  the workspace half extent);
 * targets: Polyak averaging ``θ_T ← (1 - τ) θ_T + τ θ``.
 
 Parameters live in plain pytrees (``nnx.split``) so the update jits and scans.
@@ -22,6 +23,14 @@ from flax import nnx, struct
 from mjx_reach import networks
 from mjx_reach.config import Config
 from mjx_reach.env import STATE_DIM
+
+
+def bottleneck_error(encoder: networks.Encoder, ee_pred: jax.Array, ee_true: jax.Array) -> jax.Array:
+    """(B,) squared error between predicted and true ee positions (B, 3) [m], per axis in units of
+    the workspace box's half extent (``encoder.scale``): the bottleneck loss. Normalised so that its
+    gradient is of the same order as the actor's (in m² it is ~100x smaller and the actor's
+    gradient would dominate the encoder)."""
+    return jnp.sum(((ee_pred - ee_true) / encoder.scale[...]) ** 2, axis=-1)
 
 
 class Networks(nnx.Module):
@@ -53,10 +62,10 @@ class Agent:
         nets = Networks(cfg, image_shape, rngs=nnx.Rngs(cfg.seed))
         self.graphdef, params, self.consts = nnx.split(nets, nnx.Param, ...)
         self._params0 = params
-        labels = {"encoder": "policy", "actor": "policy", "critic": "critic"}
+        lrs = {"encoder": cfg.agent.encoder_lr, "actor": cfg.agent.actor_lr, "critic": cfg.agent.critic_lr}
         self.optimizer = optax.multi_transform(
-            {"policy": optax.adam(cfg.agent.actor_lr), "critic": optax.adam(cfg.agent.critic_lr)},
-            lambda p: jax.tree_util.tree_map_with_path(lambda path, _: labels[path[0].key], p),
+            {name: optax.adam(lr) for name, lr in lrs.items()},
+            lambda p: jax.tree_util.tree_map_with_path(lambda path, _: path[0].key, p),
         )
 
     def init(self, params=None) -> AgentState:
@@ -95,7 +104,7 @@ class Agent:
         action = nets.actor(ee_pred, batch["goal"])
         actor_loss = mean(-nets.critic(batch["state"], action)[0])
         ee_error = jnp.linalg.norm(ee_pred - ee_true, axis=-1)
-        bottleneck_loss = mean(jnp.sum((ee_pred - ee_true) ** 2, axis=-1))
+        bottleneck_loss = mean(bottleneck_error(nets.encoder, ee_pred, ee_true))
         policy_loss = actor_loss + cfg.bottleneck_weight * bottleneck_loss
         info = {"critic_loss": critic_loss, "actor_loss": actor_loss, "bottleneck_loss": bottleneck_loss,
                 "q": mean(q[0]), "ee_error": mean(ee_error)}

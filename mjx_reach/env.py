@@ -24,7 +24,8 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
-from mjx_reach import ik, randomize, render, scene as scene_lib
+from mjx_reach import ik, randomize, render
+from mjx_reach import scene as scene_lib
 from mjx_reach.config import Config, gripper_visibility, image_shape, validate
 
 STATE_DIM = 20
@@ -152,7 +153,9 @@ class ReachEnv:
         target = jnp.clip(state.target + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self._low, self._high)
         data = self.move(state.data, target)
         distance = jnp.linalg.norm(data.site_xpos[self.scene.tcp_site] - state.goal)
-        if env.reward == "dense":
+        if env.reward == "progress":
+            reward = (jnp.linalg.norm(state.obs["state"][:3] - state.goal) - distance) / env.max_step_m
+        elif env.reward == "dense":
             reward = -distance
         else:
             reward = jnp.where(distance < env.success_threshold_m, 0.0, -1.0)

@@ -19,36 +19,46 @@ from mjx_reach.env import ReachEnv
 HELD_OUT_OFFSET = 1_000_003
 
 
+def agent_policy(agent, params):
+    """The deterministic policy of ``agent`` with ``params`` as ``act(obs, key) -> (action, ee_pred)``."""
+    return lambda obs, key: agent.act(params, obs)
+
+
+def random_policy(obs, key):
+    """Uniform random actions in [-1, 1]³: the baseline policy (it has no encoder: ``ee_pred`` is 0)."""
+    return jax.random.uniform(key, obs["goal"].shape, minval=-1.0, maxval=1.0), jnp.zeros_like(obs["goal"])
+
+
 def rollout(env: ReachEnv, act, key: jax.Array, with_video: bool = False):
-    """One episode in each of ``env.num_envs`` worlds with ``act(obs) -> (action, ee_pred)``.
+    """One episode in each of ``env.num_envs`` worlds with ``act(obs, key) -> (action, ee_pred)``.
 
     Returns (final metrics dict of (N,) arrays, ee error (T, N) metres, frames or None): frames are
     (T+1, N, H, W, 3) policy images and (T+1, N, 240, 320, 3) overview images when ``with_video``.
     """
     steps = env.env_cfg.episode_steps
+    key, k_act = jax.random.split(key)
     state = jax.vmap(env.reset)(jax.random.split(key, env.num_envs))
 
     def frame(s):
         return (s.obs["image"][..., :3], jax.vmap(env.overview_image)(s)) if with_video else None
 
-    def body(s, _):
-        action, ee_pred = act(s.obs)
+    def body(s, k):
+        action, ee_pred = act(s.obs, k)
         err = jnp.linalg.norm(ee_pred - s.obs["state"][:, :3], axis=-1)
         s = jax.vmap(env.step)(s, action)
         return s, (err, s.metrics, frame(s) if with_video else None)
 
     first = frame(state)
-    state, (err, metrics, frames) = jax.lax.scan(body, state, None, length=steps)
+    state, (err, metrics, frames) = jax.lax.scan(body, state, jax.random.split(k_act, steps))
     final = jax.tree.map(lambda x: x[-1], metrics)
     if with_video:
         frames = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, frames)
     return final, err, frames
 
 
-def evaluate(agent, params, cfg: config_lib.Config, out: pathlib.Path | None = None) -> dict:
-    """Success@2 cm / @5 cm, mean final distance and encoder ee error on held-out seeds; writes
-    ``eval.mp4`` into ``out`` when given."""
-    act = lambda obs: agent.act(params, obs)
+def evaluate(cfg: config_lib.Config, act, out: pathlib.Path | None = None) -> dict:
+    """Success@2 cm / @5 cm, mean final distance and encoder ee error of policy ``act`` (see
+    ``rollout``) on held-out seeds; writes ``eval.mp4`` into ``out`` when given."""
     key = jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET)
     env = ReachEnv(cfg, cfg.train.eval_envs)
     final, err, _ = jax.jit(lambda k: rollout(env, act, k))(key)
@@ -63,17 +73,17 @@ def evaluate(agent, params, cfg: config_lib.Config, out: pathlib.Path | None = N
         "encoder_ee_error_median_m": float(np.median(err)),
     }
     if out is not None and cfg.train.video_envs > 0:
-        write_video(agent, params, cfg, pathlib.Path(out) / "eval.mp4", key)
+        write_video(cfg, act, pathlib.Path(out) / "eval.mp4", key)
     return result
 
 
-def write_video(agent, params, cfg: config_lib.Config, path: pathlib.Path, key: jax.Array) -> None:
+def write_video(cfg: config_lib.Config, act, path: pathlib.Path, key: jax.Array) -> None:
     """An mp4 of ``cfg.train.video_envs`` held-out episodes: policy camera (upscaled) beside the
     third-person view with the goal marker, episodes one after another."""
     import imageio.v3 as iio
 
     env = ReachEnv(cfg, cfg.train.video_envs, overview=True)
-    _, _, (policy, overview) = jax.jit(lambda k: rollout(env, lambda o: agent.act(params, o), k, with_video=True))(key)
+    _, _, (policy, overview) = jax.jit(lambda k: rollout(env, act, k, with_video=True))(key)
     policy, overview = np.asarray(policy), np.asarray(overview)
     oh = overview.shape[2]
     scale = max(1, oh // policy.shape[2])

@@ -12,12 +12,14 @@ Run folder: ``config.json`` (resolved config), ``checkpoints/`` (orbax), ``metri
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import os
 import pathlib
 import signal
+import sys
 import time
 
 import jax
@@ -45,11 +47,22 @@ class TrainState:
     """() int32 env steps so far, summed over envs."""
 
 
-def atomic_write_text(path: pathlib.Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+def atomic_write(path: pathlib.Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename (never
+    half-written)."""
+    path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     os.replace(tmp, path)
+
+
+def latest_run(root: str | os.PathLike = "runs") -> pathlib.Path:
+    """The most recently modified run folder in ``root``."""
+    root = pathlib.Path(root)
+    runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not runs:
+        raise TrainingError(f"no run folder in {root}/ (pass the run folder)")
+    return runs[-1]
 
 
 class Trainer:
@@ -201,11 +214,32 @@ def _restore(trainer: Trainer, template: TrainState, saved: dict) -> TrainState:
     return restored if base.replay is not None else restored.replace(replay=template.replay)
 
 
-def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train ``cfg`` into run folder ``out`` (resuming from its last checkpoint if ``resume``);
-    returns the final evaluation. Raises ``TrainingError`` with a one-line message on failure."""
-    from tqdm import tqdm  # host-only dependency
+def _restore_latest(trainer: Trainer, manager: ocp.CheckpointManager, template: TrainState) -> TrainState:
+    """``template`` restored from the newest readable checkpoint. Newer unreadable ones (damaged
+    files) are reported on stderr and moved aside to ``<run>/damaged_checkpoints/`` (kept for
+    inspection; the run then writes fresh checkpoints at those steps)."""
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _checkpointable(trainer, template))
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            saved = manager.restore(step, args=ocp.args.Composite(train=ocp.args.StandardRestore(target)))
+        except Exception as e:  # orbax raises many types for a damaged checkpoint
+            aside = pathlib.Path(manager.directory).parent / "damaged_checkpoints" / str(step)
+            aside.parent.mkdir(exist_ok=True)
+            os.replace(pathlib.Path(manager.directory) / str(step), aside)
+            print(f"warning: checkpoint {step} is unreadable ({type(e).__name__}): moved to {aside}, trying an older one", file=sys.stderr)
+            manager.reload()
+            continue
+        return _restore(trainer, template, saved["train"])
+    raise TrainingError(f"--resume: no readable checkpoint in {manager.directory}")
+
+
+def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True,
+        total_env_steps: int | None = None) -> dict:
+    """Train ``cfg`` into run folder ``out`` (resuming from its last checkpoint if ``resume``; then
+    ``total_env_steps``, when given, replaces the saved config's); returns the final evaluation.
+    Raises ``TrainingError`` with a one-line message on failure."""
     from tensorboardX import SummaryWriter
+    from tqdm import tqdm  # host-only dependency
 
     from mjx_reach import evaluate
 
@@ -216,24 +250,31 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         if not saved.exists():
             raise TrainingError(f"--resume: {out} has no config.json (not a run folder)")
         cfg = config_lib.from_dict(config_lib.Config, json.loads(saved.read_text()))
+        if total_env_steps is not None:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total_env_steps))
     elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
         raise TrainingError(f"{out} already holds checkpoints: pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", json.dumps(config_lib.to_dict(cfg), indent=2))
+    if cfg.train.pretrain_encoder and not cfg.train.init_encoder and not resume:
+        from mjx_reach import pretrain
+
+        if not (out / "encoder").exists():  # else: a pretraining that finished before an interruption
+            pretrain.pretrain(cfg, out, progress=progress)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_encoder=str((out / "encoder").resolve())))
+    atomic_write(out / "config.json", json.dumps(config_lib.to_dict(cfg), indent=2))
 
     trainer = Trainer(cfg)
     ts = trainer.init()
     manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2))
     if resume:
-        step = manager.latest_step()
-        if step is None:
+        if manager.latest_step() is None:
             raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
-        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _checkpointable(trainer, ts))
-        saved = manager.restore(step, args=ocp.args.Composite(train=ocp.args.StandardRestore(target)))
-        ts = _restore(trainer, ts, saved["train"])
+        ts = _restore_latest(trainer, manager, ts)
 
     metrics_path = out / "metrics.csv"
     rows = list(csv.DictReader(io.StringIO(metrics_path.read_text()))) if resume and metrics_path.exists() else []
+    rows = [r for r in rows if float(r["env_steps"]) <= int(ts.env_steps)]  # chunks after the checkpoint run again
+    wall_offset = float(rows[-1]["wall_s"]) if rows else 0.0  # wall_s counts over all sessions of the run
     writer = SummaryWriter(str(out / "tb"))
     stop = {"signal": None}
     handlers = {sig: signal.signal(sig, lambda s, _f: stop.update(signal=s)) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -259,7 +300,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             bad = [k for k, v in summary.items() if not math.isfinite(v)]
             if bad:
                 raise TrainingError(f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {ckpt_dir}")
-            summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed, "wall_s": time.perf_counter() - run_start}
+            summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed, "wall_s": wall_offset + time.perf_counter() - run_start}
             rows.append({k: f"{v:.6g}" for k, v in summary.items()})
             for k, v in summary.items():
                 writer.add_scalar(k, v, env_steps)
@@ -267,7 +308,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             buf = io.StringIO()
             csv.DictWriter(buf, fields).writeheader()
             csv.DictWriter(buf, fields).writerows(rows)
-            atomic_write_text(metrics_path, buf.getvalue())
+            atomic_write(metrics_path, buf.getvalue())
             bar.update(per_chunk)
             bar.set_postfix({"steps/s": f"{summary['env_steps_per_s']:.0f}", "success": f"{summary.get('success', float('nan')):.2f}"})
             chunk += 1
@@ -281,6 +322,6 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             signal.signal(sig, handler)
     if stop["signal"] is not None:
         raise TrainingError(f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume")
-    result = evaluate.evaluate(trainer.agent, ts.agent.params, cfg, out)
-    atomic_write_text(out / "eval.json", json.dumps(result, indent=2))
+    result = evaluate.evaluate(cfg, evaluate.agent_policy(trainer.agent, ts.agent.params), out)
+    atomic_write(out / "eval.json", json.dumps(result, indent=2))
     return result

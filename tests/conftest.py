@@ -9,7 +9,7 @@ render context is sized for that batch.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +18,8 @@ import pytest
 from mujoco import mjx
 
 from mjx_reach import camera as camera_model
-from mjx_reach import randomize, training
 from mjx_reach import config as config_lib
+from mjx_reach import randomize, training
 from mjx_reach.config import Config, EnvConfig, RandomizationConfig
 from mjx_reach.env import ReachEnv
 

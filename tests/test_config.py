@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 
 from mjx_reach import config as config_lib
-from mjx_reach.config import CameraConfig, Config, ConfigError, EnvConfig, RandomizationConfig, validate
+from mjx_reach.config import (
+    CameraConfig,
+    Config,
+    ConfigError,
+    EnvConfig,
+    RandomizationConfig,
+    validate,
+)
 
 
 def _env(**kw) -> Config:
@@ -87,7 +94,9 @@ def test_workspace_leaving_the_image_names_the_camera():
 
 
 def test_env_constructor_validates():
-    from mjx_reach.env import ReachEnv  # imported here: the rest of this module needs no JAX
+    from mjx_reach.env import (
+        ReachEnv,  # imported here: the rest of this module needs no JAX
+    )
 
     with pytest.raises(ConfigError) as err:
         ReachEnv(_env(control_mode="torque"), num_envs=1)

@@ -11,12 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import select_worlds
 
 from mjx_reach import camera as camera_model
 from mjx_reach import randomize
 from mjx_reach import scene as scene_lib
-
-from conftest import select_worlds
 
 AXES = [(axis, sign) for axis in range(3) for sign in (1.0, -1.0)]
 
@@ -82,6 +81,13 @@ def test_reset_observation_shapes_and_contents(dr_env, dr_reset):
     assert np.all(np.asarray(dr_reset.data.qvel) == 0)
 
 
+def _progress_reward(handle, before, after) -> np.ndarray:
+    """The default ``progress`` reward of the step ``before`` → ``after``: the distance to the goal
+    gained (metres; from the observed ee before, to the distance ``after`` reports), over max_step_m."""
+    gained = np.linalg.norm(np.asarray(before.obs["state"][:, :3]) - np.asarray(before.goal), axis=1) - np.asarray(after.metrics["distance"])
+    return gained / handle.env.env_cfg.max_step_m
+
+
 def test_step_observation_shapes_reward_and_metrics(dr_env, dr_reset):
     actions = jnp.asarray([[1.0, 0.0, 0.0], [0.0, -1.0, 0.5], [0.3, 0.3, -0.3], [0.0, 0.0, 0.0]], jnp.float32)
     state = dr_env.step(dr_reset, actions)
@@ -89,8 +95,7 @@ def test_step_observation_shapes_reward_and_metrics(dr_env, dr_reset):
     _check_obs_contents(dr_env, state)
     assert np.all(np.asarray(state.steps) == 1)
     assert not np.any(np.asarray(state.done))
-    # Dense reward: minus the distance (metres) after the move.
-    np.testing.assert_allclose(np.asarray(state.reward), -np.asarray(state.metrics["distance"]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(state.reward), _progress_reward(dr_env, dr_reset, state), atol=1e-4)
     # Kinematic mode: qvel is the joint displacement over the control period.
     dq = (np.asarray(state.data.qpos) - np.asarray(dr_reset.data.qpos)) / dr_env.env.env_cfg.control_dt_s
     np.testing.assert_allclose(np.asarray(state.data.qvel), dq, atol=1e-4)
@@ -111,7 +116,7 @@ def test_episode_time_limit_and_auto_reset(plain_env, plain_reset):
     assert np.all(np.asarray(state.steps) == 0)
     # The reward still scores the last move of the old episode ...
     moved = plain_env.ee(state)  # (new episode start)
-    assert np.all(np.asarray(state.reward) < 0)
+    np.testing.assert_allclose(np.asarray(state.reward), _progress_reward(plain_env, prev, state), atol=1e-4)
     # ... while the observation is the new episode's first one: home pose, new goal, at rest.
     home_tcp, _ = scene_lib.tcp_pose(plain_env.env.scene.mj_model, scene_lib.HOME_QPOS)
     np.testing.assert_allclose(moved, np.tile(home_tcp, (plain_env.n, 1)), atol=1e-5)
@@ -122,7 +127,6 @@ def test_episode_time_limit_and_auto_reset(plain_env, plain_reset):
     obs = np.asarray(state.obs["state"])
     np.testing.assert_array_equal(obs[:, :3], moved)
     np.testing.assert_array_equal(obs[:, 3:6], np.asarray(state.goal))
-    np.testing.assert_allclose(np.asarray(state.reward), -np.asarray(state.metrics["distance"]), atol=1e-6)
     fresh = plain_env.render(state.data, state.domain, state.data.qpos)
     np.testing.assert_array_equal(np.asarray(state.obs["image"]), np.asarray(fresh))
     np.testing.assert_array_equal(np.asarray(state.obs["image"]), np.asarray(plain_reset.obs["image"]))

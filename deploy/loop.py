@@ -1,0 +1,231 @@
+"""The deploy loop: episodes of frame → preprocess → ONNX → safety → move, each logged.
+
+``run`` connects the arm (clear errors, enable, position mode), then per goal moves home and steps:
+read a frame, preprocess it with the camera model, run the policy, compare its ee prediction with
+the arm's measured ee (drift guard) and check the gripper is in view (view guard), turn the action
+into the next target (max step, box) and command it. An episode ends at the goal (``stop_at_goal``),
+at the step limit, or on a stop: Ctrl-C, a camera/arm/safety error. On a stop the arm's motion is
+stopped first, then the episode's log is written and the cause returned for printing.
+
+Positions are metres in the sim world frame; only ``deploy.arm`` knows millimetres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from deploy import safety
+from deploy.arm import Arm
+from deploy.errors import DeployError, SafetyError
+from deploy.policy import Metadata, Policy
+from mjx_reach import camera as camera_model
+
+
+class Camera(Protocol):
+    """A colour camera (``deploy.camera`` for a RealSense, ``mjx_reach.twin.TwinCamera`` in the twin)."""
+
+    def read(self) -> tuple[np.ndarray, camera_model.Intrinsics]:
+        """The next frame captured after the call, (h, w, 3) uint8 RGB, and its intrinsics; raises
+        ``CameraError`` on a timeout or a stopped stream."""
+
+    def close(self) -> None:
+        """Stop streaming."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How episodes run."""
+
+    max_steps: int
+    """Policy steps per episode."""
+    stop_at_goal: bool = True
+    """End an episode once the measured ee is within the success threshold of the goal."""
+    drift: safety.DriftLimits = safety.DriftLimits()
+    """Drift guard thresholds."""
+    log_raw_frames: bool = False
+    """Keep every camera frame in the episode log (default: the first one only)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeResult:
+    goal: np.ndarray
+    """(3,) m."""
+    final_ee: np.ndarray
+    """(3,) measured ee at the end, m."""
+    final_distance_m: float
+    steps: int
+    """Moves commanded."""
+    ended_by: str
+    """``goal``, ``step limit`` or the cause of a stop."""
+
+
+class EpisodeLog:
+    """Per-step record of one episode, saved as ``<stem>.npz`` (+ ``<stem>.mp4`` of the policy images
+    when imageio with ffmpeg is installed)."""
+
+    def __init__(self, goal, keep_raw_frames: bool):
+        self.goal = np.asarray(goal, np.float64)
+        self.keep_raw_frames = keep_raw_frames
+        self.rows: dict[str, list] = {k: [] for k in ("time_s", "image", "action", "ee_pred", "ee_sdk", "drift_m", "target")}
+        self.frames: list[np.ndarray] = []
+        self.intrinsics = None
+        self.ended_by = ""
+
+    def frame(self, frame: np.ndarray, intr: camera_model.Intrinsics) -> None:
+        if self.keep_raw_frames or not self.frames:
+            self.frames.append(frame)
+        self.intrinsics = intr
+
+    def step(self, **row) -> None:
+        """One step: ``image`` (H, W, 3) u8, ``action`` (3,), ``ee_pred``/``ee_sdk``/``target`` (3,) m
+        (``target`` NaN when none was commanded), ``drift_m``."""
+        row["time_s"] = time.time()
+        for key, value in row.items():
+            self.rows[key].append(value)
+
+    def save(self, stem: pathlib.Path, say: Callable[[str], None]) -> None:
+        """Write ``stem.npz`` atomically, then a best-effort ``stem.mp4``."""
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.asarray(v) for k, v in self.rows.items() if v}
+        intr = self.intrinsics
+        arrays |= {
+            "goal": self.goal,
+            "raw_frames": np.asarray(self.frames, np.uint8),
+            "intrinsics": np.asarray([] if intr is None else [intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy]),
+            "ended_by": np.asarray(self.ended_by),
+        }
+        tmp = stem.with_name(stem.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, stem.with_suffix(".npz"))
+        if self.rows["image"]:
+            _write_video(stem.with_suffix(".mp4"), np.asarray(self.rows["image"]), say)
+
+
+def _write_video(path: pathlib.Path, images: np.ndarray, say: Callable[[str], None]) -> None:
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        return
+    scale = 4  # 84 px → 336 px, a multiple of the codec's 16 px blocks
+    try:
+        iio.imwrite(path, np.repeat(np.repeat(images, scale, axis=1), scale, axis=2), fps=5, codec="libx264")
+    except Exception as e:  # a missing ffmpeg backend must not lose the run
+        say(f"note: no episode video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+
+
+def random_goals(limits: safety.Limits, count: int, seed: int) -> np.ndarray:
+    """(count, 3) goals uniform in the box, m."""
+    return np.random.default_rng(seed).uniform(limits.low, limits.high, (count, 3))
+
+
+def check_goals(goals, limits: safety.Limits) -> np.ndarray:
+    """``goals`` (N, 3) m if all are finite and inside the box, else ``SafetyError``."""
+    goals = np.asarray(goals, np.float64).reshape(-1, 3)
+    for goal in goals:
+        if not limits.contains(goal):
+            raise SafetyError(f"goal {goal.tolist()} m is outside the workspace box [{limits.low.tolist()}, {limits.high.tolist()}] m")
+    return goals
+
+
+def run_episode(policy: Policy, camera: Camera, arm: Arm, goal, limits: safety.Limits, view: safety.ViewGuard,
+                options: Options, log: EpisodeLog, say: Callable[[str], None]) -> EpisodeResult:
+    """One episode towards ``goal`` (3,) m from the home pose; raises a ``DeployError`` on a stop."""
+    meta = policy.meta
+    goal = np.asarray(goal, np.float64)
+    drift_guard = safety.DriftGuard(options.drift)
+    home = np.clip(meta.home_m, limits.low, limits.high)
+    view.check(home, "home")
+    arm.move_to(home)
+    target = np.clip(arm.position(), limits.low, limits.high)
+    steps = 0
+    while True:
+        arm.check()
+        ee = arm.position()
+        view.check(ee, "measured ee")
+        frame, intr = camera.read()
+        log.frame(frame, intr)
+        image = policy.preprocess(frame, intr)
+        action, ee_pred = policy(image, goal)
+        drift, warned = drift_guard.update(ee_pred, ee)
+        if warned:
+            say(f"warning: step {steps}: encoder ee prediction {drift * 100:.1f} cm from the measured ee")
+        distance = float(np.linalg.norm(ee - goal))
+        reached = options.stop_at_goal and distance < meta.success_threshold_m
+        if reached or steps == options.max_steps:
+            log.step(image=image, action=action, ee_pred=ee_pred, ee_sdk=ee, drift_m=drift, target=np.full(3, np.nan))
+            return EpisodeResult(goal, ee, distance, steps, "goal" if reached else "step limit")
+        target = safety.next_target(target, action, meta.max_step_m, limits)
+        view.check(target, "target")
+        log.step(image=image, action=action, ee_pred=ee_pred, ee_sdk=ee, drift_m=drift, target=target)
+        arm.move_to(target)
+        steps += 1
+
+
+def _stop(arm: Arm, say: Callable[[str], None]) -> None:
+    try:
+        arm.stop()
+    except Exception as e:  # a lost connection cannot be stopped through; say so and go on
+        say(f"warning: could not send stop to the arm: {type(e).__name__}: {e}")
+
+
+def view_guard(meta: Metadata, cam_pos=None, cam_lookat=None) -> safety.ViewGuard:
+    """The view guard for the policy camera (default: where the model was trained; pass the bench's
+    measured pose on the real arm), with the model's image, field of view, gripper and margin."""
+    return safety.ViewGuard(
+        np.asarray(meta.camera_pos if cam_pos is None else cam_pos, np.float64),
+        np.asarray(meta.camera_lookat if cam_lookat is None else cam_lookat, np.float64),
+        meta.fovy_deg, meta.image_hw, meta.gripper_half_width_m, meta.gripper_height_m, meta.frame_margin_px,
+    )
+
+
+def run(policy: Policy, camera: Camera, arm: Arm, goals, limits: safety.Limits, view: safety.ViewGuard, options: Options,
+        log_dir: pathlib.Path, say: Callable[[str], None] = print) -> tuple[list[EpisodeResult], str | None]:
+    """Run one episode per goal; returns (results of the finished episodes, cause of a stop or None).
+    Motion is stopped before the cause is returned; camera and arm are closed at the end."""
+    results: list[EpisodeResult] = []
+    try:
+        goals = check_goals(goals, limits)
+        arm.connect()
+        for i, goal in enumerate(goals):
+            log = EpisodeLog(goal, options.log_raw_frames)
+            try:
+                result = run_episode(policy, camera, arm, goal, limits, view, options, log, say)
+                log.ended_by = result.ended_by
+            except BaseException as e:
+                _stop(arm, say)
+                log.ended_by = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else str(e)
+                raise
+            finally:
+                log.save(log_dir / f"episode_{i:03d}", say)
+            results.append(result)
+            say(f"episode {i}: goal {np.round(goal, 3).tolist()} m, final distance {result.final_distance_m * 100:.1f} cm after {result.steps} steps ({result.ended_by})")
+    except KeyboardInterrupt:
+        _stop(arm, say)
+        return results, "interrupted (Ctrl-C): motion stopped"
+    except DeployError as e:
+        _stop(arm, say)
+        return results, str(e)
+    finally:
+        camera.close()
+        arm.close()
+    return results, None
+
+
+def summary(results: list[EpisodeResult], success_m: float, report_m: float) -> dict:
+    """Success rates at the two thresholds and the mean final distance over ``results``."""
+    distances = np.asarray([r.final_distance_m for r in results])
+    if distances.size == 0:
+        return {"episodes": 0}
+    return {
+        "episodes": int(distances.size),
+        f"success_{round(success_m * 100)}cm": float(np.mean(distances < success_m)),
+        f"success_{round(report_m * 100)}cm": float(np.mean(distances < report_m)),
+        "mean_final_distance_m": float(np.mean(distances)),
+    }

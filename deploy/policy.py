@@ -1,0 +1,242 @@
+"""The exported policy: an onnxruntime session and the metadata contract it carries.
+
+``Policy(path)`` loads ``actor.onnx``, parses the JSON under metadata key ``mjx_reach`` into a
+``Metadata`` (every field deploy needs; a missing or malformed one is refused with a one-line
+``PolicyError`` naming it) and checks the graph's inputs against it. ``check_bench`` refuses a model
+whose camera or image size does not match the bench it is about to run on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+
+import numpy as np
+
+from deploy.errors import CameraError, PolicyError
+from mjx_reach import camera as camera_model
+
+METADATA_KEY = "mjx_reach"
+SCHEMA_VERSION = 1
+MIN_POS_TOLERANCE_M = 1e-3
+"""Smallest camera position tolerance (metres per axis) when training did not jitter the camera."""
+MIN_ROT_TOLERANCE_DEG = 0.1
+"""Smallest camera orientation tolerance (degrees) when training did not jitter the camera."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Metadata:
+    """The deploy contract written by ``mjx_reach.export`` (metres, sim world frame, degrees only
+    where a name says so)."""
+
+    image_hw: tuple[int, int]
+    channels: int
+    camera_pos: np.ndarray
+    """(3,) training camera position, m."""
+    camera_lookat: np.ndarray
+    """(3,) a point on the training camera's optical axis, m."""
+    fovy_deg: float
+    camera_jitter: dict
+    """Camera randomization seen in training: ``pos_m`` per axis, ``rot_deg``, ``fovy_deg``."""
+    preprocessing: dict
+    max_step_m: float
+    workspace_low: np.ndarray
+    """(3,) workspace box lower corner, m."""
+    workspace_high: np.ndarray
+    """(3,) workspace box upper corner, m."""
+    world_to_base: np.ndarray
+    """(4, 4) transform from the sim world frame to the arm's base frame."""
+    home_m: np.ndarray
+    """(3,) tool centre point at the home pose, m."""
+    tcp_offset_m: np.ndarray
+    """(3,) tool centre point in the flange frame, m (the controller's TCP offset must match)."""
+    flange_xmat: np.ndarray
+    """(3, 3) flange rotation in the world frame held while reaching (gripper pointing down)."""
+    gripper_half_width_m: float
+    gripper_height_m: float
+    frame_margin_px: float
+    success_threshold_m: float
+    report_threshold_m: float
+    episode_steps: int
+    control_dt_s: float
+    config_hash: str
+    raw: dict
+    """The whole parsed JSON (also ``config``, ``eval``, ``versions``, ``parity``)."""
+
+
+def _field(data: dict, name: str):
+    value = data
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise PolicyError(f"ONNX metadata: missing field {name!r}")
+        value = value[part]
+    return value
+
+
+def _array(data: dict, name: str, shape) -> np.ndarray:
+    try:
+        value = np.asarray(_field(data, name), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PolicyError(f"ONNX metadata: field {name!r} is not numeric") from None
+    if value.shape != tuple(shape) or not np.all(np.isfinite(value)):
+        raise PolicyError(f"ONNX metadata: field {name!r} must be finite with shape {tuple(shape)}, got {value.tolist()}")
+    return value
+
+
+def _number(data: dict, name: str, positive: bool = True) -> float:
+    value = _field(data, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and value <= 0):
+        raise PolicyError(f"ONNX metadata: field {name!r} must be a finite{' positive' if positive else ''} number, got {value!r}")
+    return float(value)
+
+
+def parse_metadata(text: str) -> Metadata:
+    """Parse and validate the metadata JSON; ``PolicyError`` (one line) on any problem."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as e:
+        raise PolicyError(f"ONNX metadata {METADATA_KEY!r} is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"ONNX metadata {METADATA_KEY!r} must be a JSON object")
+    if _field(data, "schema") != SCHEMA_VERSION:
+        raise PolicyError(f"ONNX metadata: schema {data['schema']!r} is not the supported {SCHEMA_VERSION} (re-export with this version)")
+    low, high = _array(data, "workspace.low", (3,)), _array(data, "workspace.high", (3,))
+    if not np.all(high > low):
+        raise PolicyError(f"ONNX metadata: workspace box is empty (low {low.tolist()}, high {high.tolist()})")
+    w2b = _array(data, "world_to_base", (4, 4))
+    rot = w2b[:3, :3]
+    if not (np.allclose(rot.T @ rot, np.eye(3), atol=1e-6) and np.allclose(w2b[3], [0, 0, 0, 1]) and np.linalg.det(rot) > 0):
+        raise PolicyError("ONNX metadata: world_to_base is not a rigid transform")
+    image = {k: _field(data, f"image.{k}") for k in ("height", "width", "channels")}
+    if not all(isinstance(v, int) and v > 0 for v in image.values()):
+        raise PolicyError(f"ONNX metadata: image sizes must be positive integers, got {image}")
+    jitter = {k: _number(data, f"camera.trained_jitter.{k}", positive=False) for k in ("pos_m", "rot_deg", "fovy_deg")}
+    return Metadata(
+        image_hw=(image["height"], image["width"]),
+        channels=image["channels"],
+        camera_pos=_array(data, "camera.pos", (3,)),
+        camera_lookat=_array(data, "camera.lookat", (3,)),
+        fovy_deg=_number(data, "camera.fovy_deg"),
+        camera_jitter=jitter,
+        preprocessing=_field(data, "preprocessing"),
+        max_step_m=_number(data, "max_step_m"),
+        workspace_low=low,
+        workspace_high=high,
+        world_to_base=w2b,
+        home_m=_array(data, "home_m", (3,)),
+        tcp_offset_m=_array(data, "tcp.offset_m", (3,)),
+        flange_xmat=_array(data, "tcp.flange_xmat", (3, 3)),
+        gripper_half_width_m=_number(data, "gripper.half_width_m"),
+        gripper_height_m=_number(data, "gripper.height_m"),
+        frame_margin_px=_number(data, "gripper.frame_margin_px", positive=False),
+        success_threshold_m=_number(data, "success_threshold_m"),
+        report_threshold_m=_number(data, "report_threshold_m"),
+        episode_steps=int(_number(data, "episode_steps")),
+        control_dt_s=_number(data, "control_dt_s"),
+        config_hash=str(_field(data, "config_hash")),
+        raw=data,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """The real bench as measured (sim world frame: arm base at the origin, metres)."""
+
+    camera_pos: tuple[float, float, float]
+    camera_lookat: tuple[float, float, float]
+    image_hw: tuple[int, int] | None = None
+    """Policy image size this bench expects, (height, width); None accepts the model's."""
+
+
+BENCH_EXAMPLE = '{"camera": {"pos": [x, y, z], "lookat": [x, y, z]}, "image": {"height": H, "width": W}}'
+"""The bench JSON (metres, sim world frame); ``image`` is optional."""
+
+
+def load_bench(path) -> Bench:
+    """Read a bench JSON (``BENCH_EXAMPLE``)."""
+    path = pathlib.Path(path)
+    try:
+        data = json.loads(path.read_text())
+        image = data.get("image")
+        return Bench(
+            camera_pos=tuple(float(v) for v in data["camera"]["pos"]),
+            camera_lookat=tuple(float(v) for v in data["camera"]["lookat"]),
+            image_hw=None if image is None else (int(image["height"]), int(image["width"])),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PolicyError(f"bench file {path}: unreadable ({type(e).__name__}: {e}); expected {BENCH_EXAMPLE}") from None
+
+
+def check_bench(meta: Metadata, bench: Bench) -> None:
+    """Refuse (``PolicyError``) a model trained for another image size or another camera pose than
+    the bench's: position within the training jitter per axis, optical axis within its rotation
+    jitter (at least ``MIN_POS_TOLERANCE_M`` / ``MIN_ROT_TOLERANCE_DEG``)."""
+    if bench.image_hw is not None and tuple(bench.image_hw) != meta.image_hw:
+        raise PolicyError(f"image size: the model takes {meta.image_hw[0]}x{meta.image_hw[1]} but the bench expects {bench.image_hw[0]}x{bench.image_hw[1]}")
+    pos = np.asarray(bench.camera_pos, np.float64)
+    tol_pos = max(meta.camera_jitter["pos_m"], MIN_POS_TOLERANCE_M)
+    if np.max(np.abs(pos - meta.camera_pos)) > tol_pos:
+        raise PolicyError(f"camera position: the bench has {pos.tolist()} m, the model was trained at {meta.camera_pos.tolist()} m (tolerance {tol_pos} m per axis)")
+    axis = lambda p, q: (np.asarray(q) - p) / np.linalg.norm(np.asarray(q) - p)
+    angle = np.rad2deg(np.arccos(np.clip(axis(pos, bench.camera_lookat) @ axis(meta.camera_pos, meta.camera_lookat), -1.0, 1.0)))
+    tol_rot = max(meta.camera_jitter["rot_deg"], MIN_ROT_TOLERANCE_DEG)
+    if angle > tol_rot:
+        raise PolicyError(f"camera orientation: the bench's optical axis is {angle:.2f} deg off the model's (tolerance {tol_rot} deg)")
+
+
+class Policy:
+    """``actor.onnx`` on onnxruntime (CPU). ``policy(image, goal)`` → (action (3,) in [-1, 1],
+    ee_pred (3,) m); ``policy.preprocess(frame, intrinsics)`` → the policy image."""
+
+    def __init__(self, path, threads: int = 1):
+        import onnxruntime as ort
+
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise PolicyError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types for a damaged file
+            raise PolicyError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if text is None:
+            raise PolicyError(f"{path}: no {METADATA_KEY!r} metadata (export it with `python export.py`)")
+        self.meta = parse_metadata(text)
+        self._check_graph()
+
+    def _check_graph(self) -> None:
+        meta = self.meta
+        if meta.preprocessing != camera_model.PREPROCESSING:
+            raise PolicyError(f"preprocessing: the model was trained with {meta.preprocessing.get('name')!r} v{meta.preprocessing.get('version')}, this deploy implements {camera_model.PREPROCESSING['name']!r} v{camera_model.PREPROCESSING['version']}")
+        if meta.channels != 3:
+            raise PolicyError(f"image channels: deploy feeds one RGB camera (3 channels), the model takes {meta.channels}")
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        want = {"image": ("tensor(uint8)", [*meta.image_hw, meta.channels]), "goal": ("tensor(float)", [3])}
+        for name, (dtype, shape) in want.items():
+            got = inputs.get(name)
+            if got is None or got.type != dtype or list(got.shape[1:]) != shape:
+                found = None if got is None else f"{got.type} {got.shape}"
+                raise PolicyError(f"ONNX input {name!r}: expected {dtype} (B, {', '.join(map(str, shape))}) from the metadata, found {found}")
+        outputs = {o.name for o in self.session.get_outputs()}
+        if not {"action", "ee_pred"} <= outputs:
+            raise PolicyError(f"ONNX outputs: expected 'action' and 'ee_pred', found {sorted(outputs)}")
+
+    def preprocess(self, frame: np.ndarray, intr: camera_model.Intrinsics) -> np.ndarray:
+        """The policy image (H, W, 3) uint8 from a real RGB ``frame`` (h, w, 3) uint8 with ``intr``."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise CameraError(f"frame must be (h, w, 3) uint8 RGB, got {frame.dtype} {frame.shape}")
+        try:
+            return camera_model.preprocess(frame, intr, self.meta.fovy_deg, self.meta.image_hw)
+        except ValueError as e:
+            raise CameraError(str(e)) from None
+
+    def __call__(self, image: np.ndarray, goal) -> tuple[np.ndarray, np.ndarray]:
+        """(action (3,), ee_pred (3,) m) for one policy image (H, W, 3) uint8 and goal (3,) m."""
+        feeds = {"image": np.ascontiguousarray(image[None]), "goal": np.asarray(goal, np.float32).reshape(1, 3)}
+        action, ee_pred = self.session.run(["action", "ee_pred"], feeds)
+        return action[0].astype(np.float64), ee_pred[0].astype(np.float64)

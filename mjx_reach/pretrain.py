@@ -1,0 +1,149 @@
+"""Encoder pretraining: regress the end-effector position on rendered, randomized images.
+
+The seed's best model started RL from such an "initialized" encoder. A scripted arm reaches the
+episode's random goal with noisy actions (so the visited poses cover the workspace box like a
+trained policy's), every frame is rendered with the training domain randomization, and the encoder
+is fitted to the true ee position with the bottleneck loss of ``ddpg``. The held-out ee error is
+measured on images from held-out randomization seeds.
+
+    python -m mjx_reach.pretrain --out runs/encoder --pretrain.updates 3000
+    python train.py --init-encoder runs/encoder/encoder
+
+Output folder: ``encoder/`` (orbax; what ``--init-encoder`` takes), ``pretrain.json`` (held-out
+error and the loss curve), and from the CLI ``config.json``. ``train.py`` runs the same pretraining
+into its run folder when ``train.pretrain_encoder`` is set (presets ``best``, ``depth``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+from typing import Annotated
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tyro
+from flax import nnx
+
+from mjx_reach import cli, ddpg
+from mjx_reach import config as config_lib
+from mjx_reach.env import ReachEnv
+from mjx_reach.evaluate import HELD_OUT_OFFSET
+
+
+def scripted_action(state, max_step_m: float, noise: float, key: jax.Array) -> jax.Array:
+    """(N, 3) action in [-1, 1] moving each world's commanded target towards its goal, plus noise."""
+    towards = (state.goal - state.target) / max_step_m
+    return jnp.clip(towards + noise * jax.random.normal(key, towards.shape), -1.0, 1.0)
+
+
+def collect(env: ReachEnv, key: jax.Array, steps: int, noise: float) -> tuple[jax.Array, jax.Array]:
+    """Images (steps·N, H, W, C) uint8 and true ee positions (steps·N, 3) m from ``steps``
+    vectorised steps of the scripted arm in ``env.num_envs`` freshly reset worlds."""
+    k_reset, k_steps = jax.random.split(key)
+    state = jax.vmap(env.reset)(jax.random.split(k_reset, env.num_envs))
+
+    def body(s, k):
+        obs = (s.obs["image"], s.obs["state"][:, :3])
+        return jax.vmap(env.step)(s, scripted_action(s, env.env_cfg.max_step_m, noise, k)), obs
+
+    _, (images, ee) = jax.lax.scan(body, state, jax.random.split(k_steps, steps))
+    return images.reshape(-1, *images.shape[2:]), ee.reshape(-1, 3)
+
+
+def ee_errors(encoder_fn, params, images, ee, batch: int = 256) -> np.ndarray:
+    """Per-image ee error (M,) in metres of ``encoder_fn(params, images)``, in batches."""
+    errors = [np.linalg.norm(np.asarray(encoder_fn(params, images[i : i + batch])) - np.asarray(ee[i : i + batch]), axis=-1)
+              for i in range(0, images.shape[0], batch)]
+    return np.concatenate(errors)
+
+
+def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -> dict:
+    """Fit an encoder for ``cfg`` (``cfg.pretrain``; ``cfg.num_envs`` worlds render the data) and
+    save it under ``out/encoder``; returns the held-out ee error summary (metres)."""
+    from tqdm import tqdm
+
+    cfg = config_lib.validate(cfg)
+    pcfg = cfg.pretrain
+    out = pathlib.Path(out)
+    target = (out / "encoder").resolve()
+    if target.exists():
+        raise config_lib.ConfigError(f"--out: {out} already holds an encoder; choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+    data_env = dataclasses.replace(cfg.env, episode_steps=pcfg.episode_steps, max_step_m=pcfg.max_step_m)
+    env = ReachEnv(dataclasses.replace(cfg, env=data_env), cfg.num_envs)
+    collect_fn = jax.jit(lambda k, steps: collect(env, k, steps, pcfg.action_noise), static_argnums=1)
+    images, ee = collect_fn(jax.random.PRNGKey(cfg.seed), math.ceil(pcfg.dataset_images / cfg.num_envs))
+    held_images, held_ee = collect_fn(jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET), math.ceil(pcfg.eval_images / cfg.num_envs))
+
+    encoder = ddpg.Networks(cfg, env.image_shape, rngs=nnx.Rngs(cfg.seed)).encoder
+    graphdef, params, consts = nnx.split(encoder, nnx.Param, ...)
+    encode = jax.jit(lambda p, x: nnx.merge(graphdef, p, consts)(x))
+    optimizer = optax.adam(pcfg.learning_rate)
+
+    def update(carry, key):
+        params, opt_state = carry
+        idx = jax.random.randint(key, (pcfg.batch_size,), 0, images.shape[0])
+        def loss_fn(p):
+            encoder = nnx.merge(graphdef, p, consts)
+            return jnp.mean(ddpg.bottleneck_error(encoder, encoder(images[idx]), ee[idx]))
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    @jax.jit
+    def chunk(params, opt_state, key):
+        keys = jax.random.split(key, pcfg.updates_per_call)
+        (params, opt_state), losses = jax.lax.scan(update, (params, opt_state), keys, unroll=cfg.train.unroll_updates)
+        return params, opt_state, jnp.mean(losses)
+
+    opt_state, key, curve = optimizer.init(params), jax.random.PRNGKey(cfg.seed + 1), []
+    calls = math.ceil(pcfg.updates / pcfg.updates_per_call)
+    for i in tqdm(range(calls), desc="pretrain", unit="call", disable=not progress):
+        key, k = jax.random.split(key)
+        params, opt_state, loss = chunk(params, opt_state, k)
+        curve.append({"updates": (i + 1) * pcfg.updates_per_call, "bottleneck_loss": float(loss)})
+        if not math.isfinite(curve[-1]["bottleneck_loss"]):
+            raise RuntimeError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
+
+    errors = ee_errors(encode, params, held_images, held_ee)
+    result = {
+        "train_images": int(images.shape[0]), "held_out_images": int(errors.size), "updates": calls * pcfg.updates_per_call,
+        "held_out_ee_error_median_m": float(np.median(errors)), "held_out_ee_error_mean_m": float(np.mean(errors)),
+        "held_out_ee_error_p90_m": float(np.percentile(errors, 90)), "curve": curve,
+    }
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(target, params)
+    (out / "pretrain.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+@dataclasses.dataclass
+class PretrainArgs:
+    config: Annotated[config_lib.Config, tyro.conf.arg(name="")]
+    preset: str = "default"
+    """Named starting config (mjx_reach.config.PRESETS)."""
+    out: str = "runs/encoder"
+    """Output folder (must not hold an encoder yet)."""
+
+
+def main(argv: list[str]) -> int:
+    args = cli.parse(PretrainArgs, argv, __doc__)
+    out = pathlib.Path(args.out)
+    result = pretrain(args.config, out)
+    (out / "config.json").write_text(json.dumps(config_lib.to_dict(args.config), indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=2))
+    print(f"encoder: {pathlib.Path(args.out) / 'encoder'}  (python train.py --init-encoder {pathlib.Path(args.out) / 'encoder'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))

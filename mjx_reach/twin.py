@@ -1,0 +1,130 @@
+"""Digital twin of the bench for deploy dry runs and tests: a simulated xArm7 and colour camera.
+
+``TwinArm`` has the interface of ``deploy.arm.XArm`` (``deploy.arm.Arm``: tool centre point in
+metres, sim world frame) and moves with ``ReachEnv.move`` (damped least-squares IK, gripper pointing
+down), repeated until the ee settles on the target as the real arm does in position mode with
+``wait=True``. ``TwinCamera`` has the interface of ``deploy.camera`` (``deploy.loop.Camera``): it
+renders the training camera at a real camera's size (``FRAME_HW``, 640x480 like a RealSense D435
+colour stream) with the intrinsics of that render (``camera.intrinsics_for_fovy``), with the
+nominal (un-randomized) scene and without pixel noise, for the deploy loop to preprocess like a real frame.
+
+Deploy imports this module only in ``--twin`` mode (it needs JAX and MuJoCo).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from mujoco import mjx
+
+from deploy.errors import ArmError, CameraError, DeployError
+from mjx_reach import camera as camera_model
+from mjx_reach import config as config_lib
+from mjx_reach import randomize, render
+from mjx_reach import scene as scene_lib
+from mjx_reach.env import ReachEnv
+
+FRAME_HW = (480, 640)
+"""Rendered frame (height, width), pixels."""
+SETTLE_TOLERANCE_M = 1e-3
+"""A move is done when the ee is this close to its target, metres."""
+SETTLE_MAX_MOVES = 20
+"""At most this many ``ReachEnv.move`` control steps per ``move_to``."""
+
+
+class TwinWorld:
+    """One simulated world: the arm's joint state, its IK move and a ``frame_hw`` render of the
+    policy camera. Built from the training config (``from_metadata`` reads it from the ONNX)."""
+
+    def __init__(self, cfg: config_lib.Config, frame_hw=FRAME_HW):
+        self.env = ReachEnv(cfg, num_envs=1)
+        scene = self.env.scene
+        mjm = scene.mj_model
+        self.frame_hw = tuple(frame_hw)
+        self.intrinsics = camera_model.intrinsics_for_fovy(cfg.env.camera.fovy_deg, *self.frame_hw)
+        self._camera = render.Camera(mjm, 1, scene.policy_cameras, self.frame_hw, scene_lib.POLICY_GROUPS)
+        data0 = mjx.make_data(mjm, impl="warp")
+        mx = self.env.mx
+        self._pose = jax.jit(jax.vmap(lambda q: mjx.kinematics(mx, data0.replace(qpos=q))))
+        self._move = jax.jit(jax.vmap(self.env.move))
+        nominal = randomize.nominal(scene)
+        self._render = jax.jit(jax.vmap(lambda d: self._camera.render(*randomize.apply(mx, d, nominal))[0]))
+        self.data = self._pose(jnp.asarray(scene_lib.HOME_QPOS, jnp.float32)[None])
+
+    @classmethod
+    def from_metadata(cls, raw: dict, frame_hw=FRAME_HW) -> TwinWorld:
+        """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes."""
+        try:
+            cfg = config_lib.from_dict(config_lib.Config, raw["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DeployError(f"--twin: the model's metadata holds no usable training config ({type(e).__name__}: {e})") from None
+        return cls(cfg, frame_hw)
+
+    def tcp(self) -> np.ndarray:
+        """Tool centre point (3,) m."""
+        return np.asarray(self.data.site_xpos[0, self.env.scene.tcp_site], np.float64)
+
+    def move(self, target) -> None:
+        """One control step of IK towards ``target`` (3,) m."""
+        self.data = self._move(self.data, jnp.asarray(target, jnp.float32)[None])
+
+    def render(self) -> np.ndarray:
+        """The policy camera's view (H, W, 3) uint8 at ``frame_hw``."""
+        return np.asarray(self._render(self.data)[0])
+
+
+class TwinArm:
+    """``deploy.arm.Arm`` on a ``TwinWorld``. Set ``error`` (a message) to make the controller
+    report an error: ``check`` then raises it, as ``XArm`` does for an SDK error code."""
+
+    def __init__(self, world: TwinWorld):
+        self.world = world
+        self.connected = False
+        self.stopped = False
+        self.error: str | None = None
+
+    def connect(self) -> None:
+        self.connected, self.stopped, self.error = True, False, None
+
+    def check(self) -> None:
+        if not self.connected:
+            raise ArmError("twin arm: not connected")
+        if self.error is not None:
+            raise ArmError(f"twin arm: controller error: {self.error}")
+        if self.stopped:
+            raise ArmError("twin arm: stopped")
+
+    def position(self) -> np.ndarray:
+        self.check()
+        return self.world.tcp()
+
+    def move_to(self, target) -> None:
+        self.check()
+        target = np.asarray(target, np.float64)
+        for _ in range(SETTLE_MAX_MOVES):
+            self.world.move(target)
+            if np.linalg.norm(self.world.tcp() - target) < SETTLE_TOLERANCE_M:
+                break
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def close(self) -> None:
+        self.connected = False
+
+
+class TwinCamera:
+    """``deploy.loop.Camera`` on a ``TwinWorld``: ``read()`` → (frame (480, 640, 3) uint8 RGB, intrinsics)."""
+
+    def __init__(self, world: TwinWorld):
+        self.world = world
+        self.streaming = True
+
+    def read(self) -> tuple[np.ndarray, camera_model.Intrinsics]:
+        if not self.streaming:
+            raise CameraError("twin camera: the stream is stopped")
+        return self.world.render(), self.world.intrinsics
+
+    def close(self) -> None:
+        self.streaming = False

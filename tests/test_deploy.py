@@ -1,0 +1,655 @@
+"""The deploy package: metadata contract, SDK unit conversions, safety limits and guards, the loop's
+stops (camera, controller, connection, Ctrl-C), the CLI, the deploy-only install, and the digital
+twin against the in-sim evaluation of the same checkpoint.
+
+Fast tests use a hand-built ONNX with the real export metadata and duck-typed fakes for the arm,
+camera and policy; the twin tests use the session's ``trained_run``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from deploy import arm as arm_lib
+from deploy import loop, safety
+from deploy import policy as policy_lib
+from deploy.__main__ import main as deploy_main
+from deploy.errors import ArmError, CameraError, PolicyError, SafetyError
+from mjx_reach import camera as camera_model
+from mjx_reach import export
+from mjx_reach.config import Config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+D435 = camera_model.Intrinsics(width=640, height=480, fx=615.09, fy=614.75, ppx=321.31, ppy=239.61)
+
+
+@pytest.fixture(scope="module")
+def meta_dict() -> dict:
+    """The export metadata of the default config (what ``python export.py`` records)."""
+    return export.metadata(Config())
+
+
+@pytest.fixture(scope="module")
+def meta(meta_dict) -> policy_lib.Metadata:
+    return policy_lib.parse_metadata(json.dumps(meta_dict))
+
+
+def tiny_onnx(path: pathlib.Path, meta: dict | None, image_shape=(84, 84, 3)) -> pathlib.Path:
+    """A small ONNX with the policy's signature: action = tanh(goal - mean pixel / 255), ee_pred = goal."""
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, ["B", *image_shape])
+    goal = helper.make_tensor_value_info("goal", TensorProto.FLOAT, ["B", 3])
+    nodes = [
+        helper.make_node("Cast", ["image"], ["image_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["image_f"], ["mean"], keepdims=0),
+        helper.make_node("Div", ["mean", "scale"], ["level"]),
+        helper.make_node("Sub", ["goal", "level"], ["shifted"]),
+        helper.make_node("Tanh", ["shifted"], ["action"]),
+        helper.make_node("Identity", ["goal"], ["ee_pred"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [image, goal],
+        [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", 3]), helper.make_tensor_value_info("ee_pred", TensorProto.FLOAT, ["B", 3])],
+        initializer=[helper.make_tensor("scale", TensorProto.FLOAT, [], [255.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if meta is not None:
+        helper.set_model_props(model, {policy_lib.METADATA_KEY: json.dumps(meta)})
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def changed(meta: dict, dotted: str, value) -> dict:
+    """A deep copy of ``meta`` with field ``dotted`` set to ``value`` (or removed when ``value`` is ...)."""
+    out = json.loads(json.dumps(meta))
+    *parents, last = dotted.split(".")
+    node = out
+    for part in parents:
+        node = node[part]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
+# --- metadata contract ------------------------------------------------------------------------------
+def test_policy_loads_tiny_onnx_and_runs(tmp_path, meta_dict):
+    pol = policy_lib.Policy(tiny_onnx(tmp_path / "a.onnx", meta_dict))
+    assert pol.meta.image_hw == (84, 84) and pol.meta.channels == 3
+    frame = np.full((480, 640, 3), 51, np.uint8)
+    image = pol.preprocess(frame, D435)
+    assert image.shape == (84, 84, 3) and image.dtype == np.uint8 and np.all(image == 51)
+    action, ee = pol(image, [0.4, 0.0, 0.2])
+    np.testing.assert_allclose(action, np.tanh(np.array([0.4, 0.0, 0.2]) - 0.2), atol=1e-6)
+    np.testing.assert_allclose(ee, [0.4, 0.0, 0.2], atol=1e-7)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("image.height", 96, "input 'image'"),
+    ("image.channels", 4, "channels"),
+    ("preprocessing.version", 99, "preprocessing"),
+    ("camera.fovy_deg", "wide", "camera.fovy_deg"),
+    ("workspace.low", [0.25, -0.2], "workspace.low"),
+    ("workspace.high", [0.2, 0.2, 0.36], "empty"),
+    ("world_to_base", np.diag([1.0, 1.0, 1.0, 2.0]).tolist(), "rigid"),
+    ("max_step_m", ..., "max_step_m"),
+    ("schema", 2, "schema"),
+])
+def test_mismatching_or_broken_metadata_is_refused(tmp_path, meta_dict, field, value, message):
+    path = tiny_onnx(tmp_path / "bad.onnx", changed(meta_dict, field, value))
+    with pytest.raises(PolicyError, match=message) as err:
+        policy_lib.Policy(path)
+    assert "\n" not in str(err.value)
+
+
+def test_model_without_metadata_or_damaged_is_refused(tmp_path, meta_dict):
+    with pytest.raises(PolicyError, match="no 'mjx_reach' metadata"):
+        policy_lib.Policy(tiny_onnx(tmp_path / "plain.onnx", None))
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(tiny_onnx(tmp_path / "ok.onnx", meta_dict).read_bytes()[:200])
+    with pytest.raises(PolicyError, match="not a loadable ONNX"):
+        policy_lib.Policy(damaged)
+    with pytest.raises(PolicyError, match="no such ONNX"):
+        policy_lib.Policy(tmp_path / "missing.onnx")
+
+
+def test_bench_must_match_the_trained_camera_and_image(meta):
+    cam = Config().env.camera
+    policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, cam.lookat, (84, 84)))
+    policy_lib.check_bench(meta, policy_lib.Bench(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
+    with pytest.raises(PolicyError, match="image size"):
+        policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, cam.lookat, (96, 96)))
+    with pytest.raises(PolicyError, match="camera position"):
+        policy_lib.check_bench(meta, policy_lib.Bench(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
+    turned = np.add(cam.lookat, [0.2, 0.0, 0.0])  # ~8 deg about the vertical axis
+    with pytest.raises(PolicyError, match="camera orientation"):
+        policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, tuple(turned)))
+
+
+def test_bench_file_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bench.json"
+    bad.write_text('{"camera": {"pos": [1, 2]}}')
+    with pytest.raises(PolicyError) as err:
+        policy_lib.load_bench(bad)
+    assert "bench file" in str(err.value) and "\n" not in str(err.value)
+
+
+# --- the SDK edge: units ------------------------------------------------------------------------------
+def test_world_sdk_conversion_is_metres_to_millimetres_through_world_to_base():
+    w2b = np.eye(4)
+    w2b[:3, :3] = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90 deg about z
+    w2b[:3, 3] = [0.1, -0.2, 0.05]
+    p = np.array([0.4, 0.1, 0.2])
+    mm = arm_lib.world_to_sdk_mm(p, w2b)
+    np.testing.assert_allclose(mm, [(-0.1 + 0.1) * 1000, (0.4 - 0.2) * 1000, (0.2 + 0.05) * 1000], atol=1e-9)
+    np.testing.assert_allclose(arm_lib.sdk_mm_to_world(mm, w2b), p, atol=1e-12)
+    np.testing.assert_allclose(arm_lib.world_to_sdk_mm(p, np.eye(4)), p * 1000)
+
+
+def test_rpy_degrees_of_known_rotations():
+    np.testing.assert_allclose(arm_lib.rpy_deg(np.diag([1.0, -1.0, -1.0])), [180.0, 0.0, 0.0], atol=1e-9)
+    c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
+    rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    ry = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    np.testing.assert_allclose(arm_lib.rpy_deg(rz @ ry), [0.0, 30.0, 30.0], atol=1e-9)
+
+
+class FakeSDK:
+    """The parts of ``xarm.wrapper.XArmAPI`` that ``XArm`` uses, recording every call (mm, deg)."""
+
+    def __init__(self, ip, tcp_offset=(0.0, 0.0, 172.0, 0.0, 0.0, 0.0)):
+        self.ip, self.connected, self.error_code, self.warn_code = ip, True, 0, 0
+        self.tcp_offset = list(tcp_offset)
+        self.pose = [400.0, 0.0, 228.0, 180.0, 0.0, 0.0]
+        self.calls: list[tuple] = []
+        self.codes: dict[str, int] = {}
+
+    def _record(self, name, *args, **kwargs):
+        self.calls.append((name, args, kwargs))
+        return self.codes.get(name, 0)
+
+    def clean_error(self):
+        return self._record("clean_error")
+
+    def clean_warn(self):
+        return self._record("clean_warn")
+
+    def motion_enable(self, enable=True, servo_id=None):
+        return self._record("motion_enable", enable=enable)
+
+    def set_mode(self, mode=0):
+        return self._record("set_mode", mode)
+
+    def set_state(self, state=0):
+        return self._record("set_state", state)
+
+    def set_position(self, **kwargs):
+        code = self._record("set_position", **kwargs)
+        if code == 0:
+            self.pose = [kwargs["x"], kwargs["y"], kwargs["z"], kwargs["roll"], kwargs["pitch"], kwargs["yaw"]]
+        return code
+
+    def get_position(self, is_radian=None):
+        assert is_radian is False
+        return self.codes.get("get_position", 0), list(self.pose)
+
+    def emergency_stop(self):
+        self._record("emergency_stop")
+
+    def disconnect(self):
+        self.connected = False
+        self._record("disconnect")
+
+
+def make_xarm(meta, sdk: FakeSDK) -> arm_lib.XArm:
+    return arm_lib.XArm("10.0.0.1", meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, speed_m_s=0.05, make_api=lambda ip: sdk)
+
+
+def test_xarm_connect_sequence_and_units(meta):
+    sdk = FakeSDK("10.0.0.1")
+    arm = make_xarm(meta, sdk)
+    arm.connect()
+    assert [c[0] for c in sdk.calls] == ["clean_error", "clean_warn", "motion_enable", "set_mode", "set_state"]
+    assert sdk.calls[2][2] == {"enable": True} and sdk.calls[3][1] == (0,) and sdk.calls[4][1] == (0,)
+    arm.move_to([0.45, -0.05, 0.2])
+    name, _, kw = sdk.calls[-1]
+    assert name == "set_position" and kw["wait"] is True and kw["is_radian"] is False
+    np.testing.assert_allclose([kw["x"], kw["y"], kw["z"]], [450.0, -50.0, 200.0], atol=1e-9)
+    assert abs(abs(kw["roll"]) - 180.0) < 0.1 and abs(kw["pitch"]) < 0.1 and abs(kw["yaw"]) < 0.1  # pointing down
+    assert kw["speed"] == pytest.approx(50.0)  # 0.05 m/s → mm/s
+    np.testing.assert_allclose(arm.position(), [0.45, -0.05, 0.2], atol=1e-12)
+    arm.stop()
+    assert sdk.calls[-1][0] == "emergency_stop"
+
+
+@pytest.mark.parametrize("fault, message", [
+    (lambda sdk: setattr(sdk, "error_code", 31), "error code 31"),
+    (lambda sdk: setattr(sdk, "warn_code", 11), "warning code 11"),
+    (lambda sdk: setattr(sdk, "connected", False), "lost the connection"),
+    (lambda sdk: sdk.codes.update(set_position=9), "set_position returned code 9"),
+    (lambda sdk: sdk.codes.update(get_position=-1), "get_position returned code -1"),
+])
+def test_xarm_faults_raise_arm_error(meta, fault, message):
+    sdk = FakeSDK("10.0.0.1")
+    arm = make_xarm(meta, sdk)
+    arm.connect()
+    fault(sdk)
+    with pytest.raises(ArmError, match=message):
+        arm.move_to([0.45, 0.0, 0.2])
+        arm.position()
+
+
+def test_xarm_refuses_a_wrong_tcp_offset_and_an_unreachable_controller(meta):
+    with pytest.raises(ArmError, match="TCP offset"):
+        make_xarm(meta, FakeSDK("10.0.0.1", tcp_offset=(0, 0, 0, 0, 0, 0))).connect()
+
+    def unreachable(ip):
+        raise Exception(f"can not connect to port/ip {ip}")
+
+    with pytest.raises(ArmError, match="cannot connect"):
+        arm_lib.XArm("10.0.0.9", meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, make_api=unreachable).connect()
+
+
+# --- safety limits -----------------------------------------------------------------------------------
+@pytest.fixture
+def limits(meta) -> safety.Limits:
+    return safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m)
+
+
+def test_limits_only_tighten(limits):
+    tight = safety.tighten(limits, low=[0.3, -0.1, 0.1], high=[0.5, 0.1, 0.3], max_step_m=0.01)
+    assert tight.max_step_m == 0.01 and np.all(tight.low >= limits.low) and np.all(tight.high <= limits.high)
+    for kwargs, message in [
+        ({"low": [0.2, -0.2, 0.08]}, "widen"),
+        ({"high": [0.6, 0.3, 0.36]}, "widen"),
+        ({"max_step_m": 0.05}, "only tighten"),
+        ({"max_step_m": float("nan")}, "only tighten"),
+        ({"low": [0.5, 0.0, 0.2], "high": [0.4, 0.1, 0.3]}, "empty"),
+        ({"low": [0.3, float("inf"), 0.1]}, "finite"),
+    ]:
+        with pytest.raises(SafetyError, match=message) as err:
+            safety.tighten(limits, **kwargs)
+        assert "\n" not in str(err.value)
+
+
+def test_ten_thousand_random_and_adversarial_outputs_never_leave_the_box(limits):
+    """Random, huge, non-finite and corner actions from targets inside, on and outside the box:
+    every accepted command is inside the box and within the max step of the (clipped) last target;
+    non-finite ones are refused."""
+    rng = np.random.default_rng(0)
+    tight = safety.tighten(limits, max_step_m=0.01)
+    specials = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 1.0, -1.0, 0.0, 1e-30])
+    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
+    accepted = refused = 0
+    target = (tight.low + tight.high) / 2
+    for i in range(10_000):
+        kind = i % 4
+        if kind == 0:
+            action = rng.normal(0, 10 ** rng.uniform(-2, 6), 3)
+        elif kind == 1:
+            action = rng.choice(specials, 3)
+        elif kind == 2:
+            action = corners[i % 8] * rng.choice([1.0, 1e9])
+        else:  # targets pushed to or beyond the box's faces
+            target = rng.uniform(tight.low - 0.5, tight.high + 0.5)
+            action = np.sign(target - (tight.low + tight.high) / 2)
+        try:
+            new = safety.next_target(target, action, 0.02, tight)
+        except SafetyError:
+            assert not np.all(np.isfinite(action)) or not np.all(np.isfinite(target))
+            refused += 1
+            continue
+        accepted += 1
+        assert tight.contains(new), (target, action, new)
+        assert np.all(np.abs(new - np.clip(target, tight.low, tight.high)) <= tight.max_step_m + 1e-12) or not tight.contains(target)
+        target = new
+    assert accepted > 7_000 and refused > 500
+
+
+def test_view_guard_refuses_a_gripper_outside_the_image(meta):
+    view = loop.view_guard(meta)
+    view.check(meta.home_m, "home")
+    view.check((meta.workspace_low + meta.workspace_high) / 2, "target")
+    with pytest.raises(SafetyError, match="leave the camera image"):
+        view.check([0.4, 0.0, 0.9], "target")  # far above the image's top edge
+    with pytest.raises(SafetyError, match="measured ee"):
+        view.check([1.3, 0.0, 0.2], "measured ee")
+
+
+def test_drift_guard_warns_then_stops():
+    guard = safety.DriftGuard(safety.DriftLimits(warn_m=0.03, stop_m=0.08, patience=3))
+    ee = np.array([0.4, 0.0, 0.2])
+    assert guard.update(ee + [0.01, 0, 0], ee) == (pytest.approx(0.01), False)
+    assert guard.update(ee + [0.05, 0, 0], ee)[1] is True
+    assert guard.update(ee + [0.05, 0, 0], ee)[1] is True
+    assert guard.update(ee, ee)[1] is False  # a good step resets the count
+    guard.update(ee + [0.05, 0, 0], ee)
+    guard.update(ee + [0.05, 0, 0], ee)
+    with pytest.raises(SafetyError, match="3 steps in a row"):
+        guard.update(ee + [0.05, 0, 0], ee)
+    with pytest.raises(SafetyError, match="limit 8.0 cm"):
+        safety.DriftGuard(safety.DriftLimits(0.03, 0.08, 3)).update(ee + [0.1, 0, 0], ee)
+    with pytest.raises(SafetyError, match="not finite"):
+        safety.DriftGuard(safety.DriftLimits()).update([np.nan, 0, 0], ee)
+    with pytest.raises(SafetyError, match="drift guard"):
+        safety.DriftLimits(warn_m=0.1, stop_m=0.05)
+
+
+# --- the loop with fakes -----------------------------------------------------------------------------
+class FakeArm:
+    """A perfect position-mode arm (``deploy.arm.Arm``) with scripted faults after ``fault_after`` moves."""
+
+    def __init__(self, start, fault_after: int | None = None, fault=None):
+        self.pos = np.asarray(start, np.float64)
+        self.moves: list[np.ndarray] = []
+        self.stops = 0
+        self.closed = False
+        self.fault_after, self.fault = fault_after, fault
+        self.error = None
+
+    def connect(self):
+        pass
+
+    def check(self):
+        if self.error:
+            raise ArmError(self.error)
+
+    def position(self):
+        self.check()
+        return self.pos.copy()
+
+    def move_to(self, target):
+        self.check()
+        self.moves.append(np.asarray(target, np.float64))
+        self.pos = np.asarray(target, np.float64)
+        if len(self.moves) == self.fault_after:
+            self.fault(self)
+
+    def stop(self):
+        self.stops += 1
+
+    def close(self):
+        self.closed = True
+
+
+class FakeCamera:
+    """Uniform grey D435 frames; raises ``CameraError`` from read number ``fail_at`` on."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.reads, self.fail_at, self.closed = 0, fail_at, False
+
+    def read(self):
+        if self.fail_at is not None and self.reads >= self.fail_at:
+            raise CameraError("no colour frame from the RealSense camera within 1.00 s (stream stopped or camera disconnected)")
+        self.reads += 1
+        return np.full((480, 640, 3), 128, np.uint8), D435
+
+    def close(self):
+        self.closed = True
+
+
+class ScriptedPolicy:
+    """A policy that heads for the goal and 'sees' the arm ``ee_offset`` m away from where it is."""
+
+    def __init__(self, meta, arm: FakeArm, ee_offset=(0.0, 0.0, 0.0), action=None):
+        self.meta, self.arm = meta, arm
+        self.ee_offset, self.action = np.asarray(ee_offset), action
+
+    def preprocess(self, frame, intr):
+        return camera_model.preprocess(frame, intr, self.meta.fovy_deg, self.meta.image_hw)
+
+    def __call__(self, image, goal):
+        assert image.shape == (84, 84, 3)
+        ee = self.arm.pos + self.ee_offset
+        action = np.clip((np.asarray(goal) - ee) / self.meta.max_step_m, -1, 1) if self.action is None else np.asarray(self.action, np.float64)
+        return action, ee
+
+
+def run_fake(meta, tmp_path, arm, camera=None, pol=None, goals=None, options=None, limits=None):
+    lim = limits or safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m)
+    said = []
+    results, cause = loop.run(
+        pol or ScriptedPolicy(meta, arm), camera or FakeCamera(), arm,
+        np.array([[0.5, 0.1, 0.15]]) if goals is None else goals, lim, loop.view_guard(meta),
+        options or loop.Options(max_steps=40), tmp_path / "logs", say=said.append,
+    )
+    return results, cause, said
+
+
+def test_loop_reaches_goal_within_limits_and_logs(meta, tmp_path):
+    arm = FakeArm(meta.home_m)
+    lim = safety.tighten(safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m), max_step_m=0.01)
+    results, cause, _ = run_fake(meta, tmp_path, arm, limits=lim)
+    assert cause is None and len(results) == 1 and results[0].ended_by == "goal"
+    assert results[0].final_distance_m < meta.success_threshold_m
+    np.testing.assert_allclose(arm.moves[0], meta.home_m)  # homes first
+    steps = np.diff(np.stack(arm.moves), axis=0)
+    assert np.all(np.abs(steps) <= 0.01 + 1e-12) and all(lim.contains(m) for m in arm.moves)
+    log = np.load(tmp_path / "logs" / "episode_000.npz")
+    n = results[0].steps + 1
+    assert log["image"].shape == (n, 84, 84, 3) and log["ee_sdk"].shape == (n, 3) and log["ee_pred"].shape == (n, 3)
+    assert log["raw_frames"].shape == (1, 480, 640, 3) and str(log["ended_by"]) == "goal"
+    np.testing.assert_allclose(log["target"][:-1], np.stack(arm.moves[1:]))
+    assert arm.closed
+
+
+@pytest.mark.parametrize("case", ["camera timeout", "controller error", "lost connection", "ctrl-c", "nan action", "drift"])
+def test_loop_stops_motion_and_names_the_cause(meta, tmp_path, case):
+    arm = FakeArm(meta.home_m)
+    camera, pol = FakeCamera(), None
+    if case == "camera timeout":
+        camera = FakeCamera(fail_at=3)
+    elif case == "controller error":
+        arm = FakeArm(meta.home_m, fault_after=3, fault=lambda a: setattr(a, "error", "xArm controller error code 22 (see the xArm controller error code table)"))
+    elif case == "lost connection":
+        arm = FakeArm(meta.home_m, fault_after=2, fault=lambda a: setattr(a, "error", "lost the connection to the xArm at 10.0.0.1"))
+    elif case == "ctrl-c":
+        def interrupt(_):
+            raise KeyboardInterrupt
+        arm = FakeArm(meta.home_m, fault_after=2, fault=interrupt)
+    elif case == "nan action":
+        pol = ScriptedPolicy(meta, arm, action=[np.nan, 0.0, 0.0])
+    elif case == "drift":
+        pol = ScriptedPolicy(meta, arm, ee_offset=[0.05, 0.0, 0.0])
+    results, cause, said = run_fake(meta, tmp_path, arm, camera, pol)
+    expected = {"camera timeout": "no colour frame", "controller error": "error code 22", "lost connection": "lost the connection",
+                "ctrl-c": "Ctrl-C", "nan action": "not 3 finite numbers", "drift": "steps in a row"}[case]
+    assert cause is not None and expected in cause and "\n" not in cause
+    assert arm.stops >= 1 and arm.closed and camera.closed and results == []
+    if case == "drift":
+        assert sum("warning" in s for s in said) == safety.DriftLimits().patience - 1
+    log = np.load(tmp_path / "logs" / "episode_000.npz")
+    assert expected.lower() in str(log["ended_by"]).lower()
+
+
+def test_goal_outside_the_box_moves_nothing(meta, tmp_path):
+    arm = FakeArm(meta.home_m)
+    results, cause, _ = run_fake(meta, tmp_path, arm, goals=np.array([[0.7, 0.0, 0.2]]))
+    assert "outside the workspace box" in cause and arm.moves == [] and results == []
+
+
+def test_view_guard_stops_the_loop_when_the_arm_is_out_of_view(meta, tmp_path):
+    arm = FakeArm(meta.home_m, fault_after=2, fault=lambda a: setattr(a, "pos", np.array([0.4, 0.0, 0.9])))
+    _, cause, _ = run_fake(meta, tmp_path, arm)
+    assert "measured ee" in cause and "leave the camera image" in cause and arm.stops >= 1
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+def test_cli_refuses_widening_and_bad_models_in_one_line(tmp_path, meta_dict, capsys):
+    model = tiny_onnx(tmp_path / "a.onnx", meta_dict)
+    bench = tmp_path / "bench.json"
+    cam = Config().env.camera
+    bench.write_text(json.dumps({"camera": {"pos": cam.pos, "lookat": cam.lookat}}))
+    real = ["--ip", "10.0.0.1", "--bench", str(bench), "--goal", "0.4", "0.0", "0.2"]
+    assert deploy_main([str(model), *real, "--box-high", "0.7", "0.2", "0.36", "--dry-run"]) == 1
+    assert deploy_main([str(model), *real, "--max-step-m", "0.05", "--dry-run"]) == 1
+    assert deploy_main([str(tiny_onnx(tmp_path / "b.onnx", changed(meta_dict, "image.width", 64))), *real, "--dry-run"]) == 1
+    assert deploy_main([str(model), "--goal", "0.4", "0.0", "0.2", "--dry-run"]) == 1  # real arm without --ip/--bench
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert "widen" in errors[0] and "max step" in errors[1] and "input 'image'" in errors[2] and "--ip" in errors[3]
+
+
+def test_cli_dry_run_prints_the_plan_and_moves_nothing(tmp_path, meta_dict, capsys):
+    model = tiny_onnx(tmp_path / "a.onnx", meta_dict)
+    bench = tmp_path / "bench.json"
+    cam = Config().env.camera
+    bench.write_text(json.dumps({"camera": {"pos": cam.pos, "lookat": cam.lookat}, "image": {"height": 84, "width": 84}}))
+    goals = tmp_path / "goals.txt"
+    goals.write_text("0.45 0.05 0.20\n0.30 -0.10 0.30\n")
+    code = deploy_main([str(model), "--ip", "10.0.0.1", "--bench", str(bench), "--goals-file", str(goals), "--random-goals", "2",
+                        "--box-low", "0.3", "-0.15", "0.1", "--dry-run"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(plan["goals"]) == 4 and plan["box_low"] == [0.3, -0.15, 0.1]
+    assert all(np.all(np.array(g) >= plan["box_low"]) and np.all(np.array(g) <= plan["box_high"]) for g in plan["goals"])
+
+
+def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monkeypatch):
+    """A camera that stops streaming mid-episode: the CLI stops the arm, prints the cause on one
+    line and exits 1, and the summary records it."""
+    arm, camera = FakeArm(meta.home_m), FakeCamera(fail_at=2)
+    monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol: (camera, arm))
+    summary = tmp_path / "summary.json"
+    code = deploy_main([str(tiny_onnx(tmp_path / "a.onnx", meta_dict)), "--twin", "--goal", "0.45", "0.0", "0.2", "--drift-warn-m", "10",
+                        "--drift-stop-m", "10", "--log-dir", str(tmp_path / "logs"), "--summary-json", str(summary)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and arm.stops >= 1 and len(arm.moves) == 3  # home and two steps, then the stream stopped
+    assert err[-1].startswith("stopped: no colour frame from the RealSense")
+    assert json.loads(summary.read_text())["stopped"] == err[-1].removeprefix("stopped: ")
+
+
+def test_deploy_imports_no_jax_mujoco_or_flax():
+    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.errors, deploy.camera; "
+            "heavy = [m for m in ('jax', 'mujoco', 'flax', 'mjx_reach.config', 'mjx_reach.env') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_fresh_deploy_only_venv(tmp_path, meta_dict):
+    """``pip install -e ".[deploy]"`` into a fresh venv: the CLI works, the policy runs, and JAX /
+    MuJoCo are absent. Needs PyPI (or a warm pip cache); fails loudly without it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    pip = subprocess.run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{REPO}[deploy]"],
+                         capture_output=True, text=True, timeout=900, check=False)
+    assert pip.returncode == 0, f"pip install -e .[deploy] failed (network/PyPI needed):\n{pip.stderr[-3000:]}"
+    help_ = subprocess.run([str(py), "-m", "deploy", "--help"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert help_.returncode == 0 and "--twin" in help_.stdout and "--box-low" in help_.stdout
+    for heavy in ("jax", "mujoco", "flax"):
+        probe = subprocess.run([str(py), "-c", f"import {heavy}"], capture_output=True, text=True, cwd=tmp_path, check=False)
+        assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr
+    model = tiny_onnx(tmp_path / "a.onnx", meta_dict)
+    step = ("import numpy as np; from deploy.policy import Policy; from deploy.camera import RealSenseCamera; "
+            f"from mjx_reach.camera import Intrinsics; p = Policy({str(model)!r}); "
+            "img = p.preprocess(np.zeros((480, 640, 3), np.uint8), Intrinsics(640, 480, 615.0, 615.0, 320.0, 240.0)); "
+            "a, e = p(img, [0.4, 0.0, 0.2]); print(a.shape, e.shape)")
+    run = subprocess.run([str(py), "-c", step], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "(3,) (3,)", run.stderr[-2000:]
+
+
+# --- the digital twin ---------------------------------------------------------------------------------
+TWIN_GOALS = 8
+TWIN_SLACK = 0.10
+"""Allowed systematic twin-vs-sim difference in success rate (the twin renders the nominal scene at
+640x480 through the camera model and starts at home; the in-sim eval renders 84x84 under domain
+randomization from home plus joint noise), on top of the binomial sampling margin."""
+
+
+def agreement_margin(p_a: float, n_a: int, p_b: float, n_b: int) -> float:
+    """``TWIN_SLACK`` + 3 standard errors of the difference of two success rates (pooled)."""
+    pooled = (p_a * n_a + p_b * n_b) / (n_a + n_b)
+    return TWIN_SLACK + 3.0 * math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b))
+
+
+@pytest.fixture(scope="module")
+def twin_model(trained_run, tmp_path_factory) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("twin") / "actor.onnx"
+    export.export(trained_run, path, check_envs=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def twin_world(twin_model):
+    from mjx_reach import twin
+
+    return twin.TwinWorld.from_metadata(policy_lib.Policy(twin_model).meta.raw)
+
+
+def test_twin_arm_and_camera_interfaces(twin_world):
+    from mjx_reach import twin
+
+    arm, cam = twin.TwinArm(twin_world), twin.TwinCamera(twin_world)
+    with pytest.raises(ArmError, match="not connected"):
+        arm.position()
+    arm.connect()
+    for target in ([0.45, 0.10, 0.15], [0.30, -0.12, 0.30]):
+        arm.move_to(target)
+        assert np.linalg.norm(arm.position() - target) < twin.SETTLE_TOLERANCE_M
+    frame, intr = cam.read()
+    assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8 and frame.std() > 10
+    assert intr == camera_model.intrinsics_for_fovy(Config().env.camera.fovy_deg, 480, 640)
+    cam.close()
+    with pytest.raises(CameraError):
+        cam.read()
+
+
+def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
+    from mjx_reach import twin
+
+    class FaultyTwinArm(twin.TwinArm):
+        moves = 0
+
+        def move_to(self, target):
+            super().move_to(target)
+            self.moves += 1
+            if self.moves == 3:
+                self.error = "C31 collision detected"
+
+    pol = policy_lib.Policy(twin_model)
+    arm = FaultyTwinArm(twin_world)
+    lim = safety.Limits(pol.meta.workspace_low, pol.meta.workspace_high, pol.meta.max_step_m)
+    options = loop.Options(max_steps=10, stop_at_goal=False, drift=safety.DriftLimits(10.0, 10.0, 1))
+    results, cause = loop.run(pol, twin.TwinCamera(twin_world), arm, [[0.45, 0.05, 0.2]], lim, loop.view_guard(pol.meta), options, tmp_path, say=lambda _: None)
+    assert results == [] and "controller error: C31 collision detected" in cause and arm.stopped
+
+
+def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path, capsys):
+    """The trained policy through the full deploy loop on the twin (``python -m deploy --twin``)
+    reaches as often as the in-sim evaluation of the same checkpoint says (eval.json), within
+    ``agreement_margin``. Episodes run the training episode length (no early stop, like the eval),
+    and the drift guard is opened wide: this compares the policy, not the guard."""
+    summary_path = tmp_path / "summary.json"
+    code = deploy_main([str(twin_model), "--twin", "--random-goals", str(TWIN_GOALS), "--seed", "7", "--no-stop-at-goal",
+                        "--drift-warn-m", "10", "--drift-stop-m", "10", "--log-dir", str(tmp_path / "logs"),
+                        "--summary-json", str(summary_path)])
+    assert code == 0
+    summary = json.loads(summary_path.read_text())
+    twin, sim = summary["deploy"], json.loads((trained_run / "eval.json").read_text())
+    assert twin["episodes"] == TWIN_GOALS and summary["in_sim_eval"] == sim
+    assert len(list((tmp_path / "logs").glob("episode_*.npz"))) == TWIN_GOALS
+    with capsys.disabled():
+        print(f"\ntwin ({TWIN_GOALS} goals) vs in-sim eval ({sim['episodes']} episodes): "
+              f"success@2cm {twin['success_2cm']:.2f} vs {sim['success_2cm']:.2f}, success@5cm {twin['success_5cm']:.2f} vs "
+              f"{sim['success_5cm']:.2f}, mean final distance {twin['mean_final_distance_m']:.3f} vs {sim['mean_final_distance_m']:.3f} m")
+    for key in ("success_2cm", "success_5cm"):
+        margin = agreement_margin(twin[key], TWIN_GOALS, sim[key], sim["episodes"])
+        assert abs(twin[key] - sim[key]) <= margin, f"{key}: twin {twin[key]:.2f} vs in-sim {sim[key]:.2f} (margin {margin:.2f})"
+
+
+def test_deploy_step_benchmark_writes_json(tmp_path, meta_dict):
+    """``benchmarks/deploy_step.py`` runs on an exported model and writes its JSON (timings > 0)."""
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "deploy_step.py"), "--onnx", str(tiny_onnx(tmp_path / "a.onnx", meta_dict)),
+                    "--iterations", "20", "--warmup", "2", "--json", str(out)], check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    assert result["frame"] == [480, 640, 3] and result["image"] == [84, 84, 3]
+    assert all(result["results"][k]["median"] > 0 for k in ("preprocess_ms", "policy_ms", "step_ms"))
