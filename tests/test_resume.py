@@ -39,7 +39,7 @@ TIMING_COLUMNS = {"wall_s", "env_steps_per_s"}
 
 
 def config_flags(cfg: config_lib.Config) -> list[str]:
-    """``train.py`` flags that turn the default config into ``cfg`` (scalar fields only)."""
+    """``train.py`` flags that turn the default config into ``cfg`` (scalar and boolean fields)."""
 
     def leaves(d: dict, prefix: str = ""):
         for k, v in d.items():
@@ -48,8 +48,13 @@ def config_flags(cfg: config_lib.Config) -> list[str]:
     base = dict(leaves(config_lib.to_dict(config_lib.Config())))
     flags = []
     for name, value in leaves(config_lib.to_dict(cfg)):
-        if value != base[name]:
-            assert isinstance(value, (int, float, str)) and not isinstance(value, bool), f"add flag support for {name}={value!r}"
+        if value == base[name]:
+            continue
+        prefix, _, leaf = name.rpartition(".")
+        if isinstance(value, bool):
+            flags.append(f"--{prefix}.{'' if value else 'no-'}{leaf}".replace("_", "-").replace("--.", "--"))
+        else:
+            assert isinstance(value, (int, float, str)), f"add flag support for {name}={value!r}"
             flags += [f"--{name.replace('_', '-')}", str(value)]
     return flags
 

@@ -80,7 +80,8 @@ def tiny_config(total: int) -> config_lib.Config:
         cfg,
         agent=dataclasses.replace(cfg.agent, batch_size=16),
         train=dataclasses.replace(cfg.train, total_env_steps=total, iterations_per_chunk=2, learning_starts=8,
-                                  replay_capacity=64, checkpoint_every_chunks=1, eval_envs=4, video_envs=0),
+                                  replay_capacity=64, checkpoint_every_chunks=1, eval_envs=4, video_envs=0,
+                                  pretrain_encoder=False),
     )
 
 
