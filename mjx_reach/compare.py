@@ -98,8 +98,10 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out_png: str | os.PathLike,
     for col, (_, x_label) in enumerate(X_AXES):
         axes[0, col].set_ylabel("training success rate")
         axes[0, col].set_ylim(-0.02, 1.02)
-        axes[1, col].set_ylabel("encoder ee error (m)")
+        axes[1, col].set_ylabel("encoder ee error (m, log scale)")
         axes[1, col].set_xlabel(x_label)
+        if drawn[1, col]:
+            axes[1, col].set_yscale("log")  # runs without the bottleneck err by metres, the others by cm
         for row in range(2):
             ax = axes[row, col]
             ax.grid(alpha=0.3)
