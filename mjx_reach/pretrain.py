@@ -11,7 +11,7 @@ measured on images from held-out randomization seeds.
 
 Output folder: ``encoder/`` (orbax; what ``--init-encoder`` takes), ``pretrain.json`` (held-out
 error and the loss curve), and from the CLI ``config.json``. ``train.py`` runs the same pretraining
-into its run folder when ``train.pretrain_encoder`` is set (presets ``best``, ``depth``).
+into its run folder when ``train.pretrain_encoder`` is set (the default; not preset ``no-bottleneck``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import orbax.checkpoint as ocp
 import tyro
 from flax import nnx
 
-from mjx_reach import cli, ddpg
+from mjx_reach import cli, ddpg, training
 from mjx_reach import config as config_lib
 from mjx_reach.env import ReachEnv
 from mjx_reach.evaluate import HELD_OUT_OFFSET
@@ -91,6 +91,7 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
     def update(carry, key):
         params, opt_state = carry
         idx = jax.random.randint(key, (pcfg.batch_size,), 0, images.shape[0])
+
         def loss_fn(p):
             encoder = nnx.merge(graphdef, p, consts)
             return jnp.mean(ddpg.bottleneck_error(encoder, encoder(images[idx]), ee[idx]))
@@ -112,7 +113,7 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
         params, opt_state, loss = chunk(params, opt_state, k)
         curve.append({"updates": (i + 1) * pcfg.updates_per_call, "bottleneck_loss": float(loss)})
         if not math.isfinite(curve[-1]["bottleneck_loss"]):
-            raise RuntimeError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
+            raise training.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
 
     errors = ee_errors(encode, params, held_images, held_ee)
     result = {
@@ -122,7 +123,7 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
     }
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(target, params)
-    (out / "pretrain.json").write_text(json.dumps(result, indent=2))
+    training.atomic_write(out / "pretrain.json", json.dumps(result, indent=2))
     return result
 
 
@@ -139,7 +140,7 @@ def main(argv: list[str]) -> int:
     args = cli.parse(PretrainArgs, argv, __doc__)
     out = pathlib.Path(args.out)
     result = pretrain(args.config, out)
-    (out / "config.json").write_text(json.dumps(config_lib.to_dict(args.config), indent=2))
+    training.atomic_write(out / "config.json", json.dumps(config_lib.to_dict(args.config), indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=2))
     print(f"encoder: {pathlib.Path(args.out) / 'encoder'}  (python train.py --init-encoder {pathlib.Path(args.out) / 'encoder'})")
     return 0

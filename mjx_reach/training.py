@@ -154,42 +154,47 @@ def summarize(metrics: dict) -> dict:
     return out
 
 
+def _restore_checkpoint(path: pathlib.Path, template, what: str):
+    """``template``-shaped pytree saved by ``StandardCheckpointer`` at ``path``; a missing or damaged
+    checkpoint is a one-line ``TrainingError`` starting with ``what``."""
+    if not path.exists():
+        raise TrainingError(f"{what}: no checkpoint at {path}")
+    try:
+        return ocp.StandardCheckpointer().restore(path, template)
+    except Exception as e:  # orbax raises many types for a damaged checkpoint
+        raise TrainingError(f"{what}: cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def read_config(run_dir: pathlib.Path, what: str = "") -> config_lib.Config:
+    """The resolved config saved in run folder ``run_dir``; absent or unreadable: a one-line
+    ``TrainingError`` prefixed with ``what``."""
+    path = pathlib.Path(run_dir) / "config.json"
+    if not path.exists():
+        raise TrainingError(f"{what}{run_dir} is not a run folder (no config.json)")
+    try:
+        return config_lib.from_dict(config_lib.Config, json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise TrainingError(f"{what}{path}: unreadable config: {str(e).splitlines()[0]}") from None
+
+
 def load_encoder(path: str, params):
     """``params`` with the encoder replaced by the one saved at ``path`` (``pretrain`` output)."""
-    path = pathlib.Path(path).resolve()
-    if not path.exists():
-        raise TrainingError(f"--init-encoder: no encoder checkpoint at {path}")
-    try:
-        encoder = ocp.StandardCheckpointer().restore(path, params["encoder"])
-    except Exception as e:  # orbax raises many types for a bad directory
-        raise TrainingError(f"--init-encoder: cannot read encoder checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     params = jax.tree.map(lambda x: x, params)
-    params["encoder"] = encoder
+    params["encoder"] = _restore_checkpoint(pathlib.Path(path).resolve(), params["encoder"], "--init-encoder")
     return params
 
 
 def load_params(run_dir) -> tuple[config_lib.Config, ddpg.Agent, object]:
     """(config, agent, network parameters) of the latest checkpoint in run folder ``run_dir``, without
     building an environment (checkpoints hold the parameters as their own ``params`` item)."""
-    run_dir = pathlib.Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.exists():
-        raise TrainingError(f"{run_dir} is not a run folder (no config.json)")
-    try:
-        cfg = config_lib.from_dict(config_lib.Config, json.loads(cfg_path.read_text()))
-    except (ValueError, TypeError) as e:
-        raise TrainingError(f"{cfg_path}: unreadable config: {str(e).splitlines()[0]}") from None
-    ckpt_dir = (run_dir / "checkpoints").resolve()
+    cfg = read_config(run_dir)
+    ckpt_dir = (pathlib.Path(run_dir) / "checkpoints").resolve()
     step = ocp.CheckpointManager(ckpt_dir).latest_step() if ckpt_dir.exists() else None
     if step is None:
         raise TrainingError(f"no checkpoint in {ckpt_dir}")
     agent = ddpg.Agent(cfg, config_lib.image_shape(cfg.env))
     template = jax.tree.map(ocp.utils.to_shape_dtype_struct, agent.init().params)
-    try:
-        params = ocp.StandardCheckpointer().restore(ckpt_dir / str(step) / "params", template)
-    except Exception as e:  # orbax raises many types for a damaged checkpoint
-        raise TrainingError(f"cannot read checkpoint {ckpt_dir / str(step)}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    return cfg, agent, params
+    return cfg, agent, _restore_checkpoint(ckpt_dir / str(step) / "params", template, f"{run_dir}")
 
 
 def _saved_part(trainer: Trainer, ts: TrainState) -> TrainState:
@@ -246,10 +251,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     out = pathlib.Path(out)
     ckpt_dir = (out / "checkpoints").resolve()
     if resume:
-        saved = out / "config.json"
-        if not saved.exists():
-            raise TrainingError(f"--resume: {out} has no config.json (not a run folder)")
-        cfg = config_lib.from_dict(config_lib.Config, json.loads(saved.read_text()))
+        cfg = read_config(out, "--resume: ")
         if total_env_steps is not None:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total_env_steps))
     elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
