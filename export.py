@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mjx_reach import config as config_lib
-    from mjx_reach import export, training
+    from mjx_reach import export, runs
 
     try:
-        run_dir = args.run_dir or training.latest_run()
+        run_dir = args.run_dir or runs.latest_run()
         path, meta = export.export(run_dir, args.out, args.check_envs)
-    except (export.ExportError, training.TrainingError, config_lib.ConfigError) as e:
+    except (export.ExportError, runs.TrainingError, config_lib.ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps({"onnx": str(path), "config_hash": meta["config_hash"], "parity": meta["parity"]}, indent=2))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pathlib
 import sys
 import time
 from typing import Annotated
@@ -22,7 +23,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # Warp allocate
 
 import tyro
 
-from mjx_reach import cli
+from mjx_reach import cli, runs
 from mjx_reach import config as config_lib
 
 
@@ -41,19 +42,25 @@ class TrainArgs:
     """Shorthand for --train.init-encoder: a pretrained encoder checkpoint folder."""
 
 
+def resumed_run(argv: list[str]) -> pathlib.Path | None:
+    """With ``--resume`` in ``argv``: the run folder it continues (``--out``, else the latest in
+    runs/); else None."""
+    if "--resume" not in argv:
+        return None
+    out = cli.flag_value(argv, "--out")
+    return pathlib.Path(out) if out else runs.latest_run()
+
+
 def train(argv: list[str]) -> int:
-    args = cli.parse(TrainArgs, argv, __doc__)
-    train_cfg = args.config.train
-    if args.total_steps is not None:
-        train_cfg = dataclasses.replace(train_cfg, total_env_steps=args.total_steps)
-    if args.init_encoder is not None:
-        train_cfg = dataclasses.replace(train_cfg, init_encoder=args.init_encoder)
-    cfg = config_lib.validate(dataclasses.replace(args.config, train=train_cfg))
+    resumed = resumed_run(argv)
+    # A resumed run's defaults are its saved config: --total-steps may extend it.
+    base = None if resumed is None else runs.read_config(resumed, "--resume: ")
+    args = cli.parse(TrainArgs, argv, __doc__, base=base)
+    cfg = config_lib.validate(config_lib.override(args.config, total_env_steps=args.total_steps, init_encoder=args.init_encoder))
     from mjx_reach import training
 
-    out = args.out or (training.latest_run() if args.resume else f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-    result = training.run(cfg, out, resume=args.resume, total_env_steps=args.total_steps)
+    out = resumed or args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = training.run(cfg, out, resume=resumed is not None)
     print(json.dumps(result, indent=2))
     print(f"run folder: {out}")
     return 0

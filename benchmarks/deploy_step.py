@@ -23,13 +23,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from deploy.policy import METADATA_KEY, Policy
-from mjx_reach.camera import Intrinsics
-
-D435_COLOUR = Intrinsics(width=640, height=480, fx=615.09, fy=614.75, ppx=321.31, ppy=239.61)
-"""Colour intrinsics as a RealSense D435 reports them at 640x480."""
+from deploy.policy import Policy
+from mjx_reach.contract import METADATA_KEY
+from mjx_reach.camera import D435_COLOUR
 
 
 def untrained_onnx(path: pathlib.Path) -> pathlib.Path:

@@ -44,7 +44,7 @@ def benchmark(num_envs: int, cfg: config_lib.Config, steps: int, repeats: int) -
     def physics(data):
         def body(data, action):
             ee = data.site_xpos[:, env.scene.tcp_site]
-            target = jnp.clip(ee + action * cfg.env.max_step_m, env._low, env._high)
+            target = jnp.clip(ee + action * cfg.env.max_step_m, env.workspace_low, env.workspace_high)
             return jax.vmap(env.move)(data, target), None
         return jax.lax.scan(body, data, actions)[0]
 

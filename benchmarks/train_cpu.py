@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from mjx_reach import cli, compare, training
+from mjx_reach import cli, compare, runs, training
 
 
 def cpu_model() -> str:
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     result = training.run(cfg, out)
     wall_s = time.perf_counter() - start
-    metrics = compare.read_metrics(out)
+    metrics = runs.read_metrics(out)
     env_steps = int(metrics["env_steps"][-1])
     learned_chunks = int(np.isfinite(metrics["critic_loss"]).sum()) if "critic_loss" in metrics else 0
     record = {

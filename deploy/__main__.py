@@ -21,8 +21,9 @@ import time
 import numpy as np
 
 from deploy import loop, safety
-from deploy.errors import DeployError
-from deploy.policy import Policy, check_bench, load_bench
+from mjx_reach.contract import DeployError
+from deploy.bench import check_bench, load_bench
+from deploy.policy import Policy
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,7 +77,7 @@ def open_devices(args, policy: Policy):
     """(camera, arm) for the twin or the real bench."""
     meta = policy.meta
     if args.twin:
-        from mjx_reach import twin
+        from mjx_reach.standins import twin
 
         world = twin.TwinWorld.from_metadata(meta.raw)
         return twin.TwinCamera(world), twin.TwinArm(world)

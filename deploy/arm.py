@@ -9,7 +9,7 @@ policy was trained with (gripper pointing down) into the SDK's roll/pitch/yaw in
 ``connected``, ``tcp_offset``, ``emergency_stop``, ``disconnect``. SDK calls return a code; any
 code other than 0 raises ``ArmError``.
 
-The twin (``mjx_reach.twin.TwinArm``) has the same interface as ``XArm`` (``Arm``).
+The twin (``mjx_reach.standins.twin.TwinArm``) has the same interface as ``XArm`` (``Arm``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from deploy.errors import ArmError
+from mjx_reach.contract import ArmError
 
 MM_PER_M = 1000.0
 TCP_OFFSET_TOLERANCE_MM = 1.0

@@ -16,7 +16,7 @@ from typing import Self
 import numpy as np
 import pyrealsense2 as rs
 
-from deploy.errors import CameraError
+from mjx_reach.contract import CameraError
 from mjx_reach.camera import Intrinsics
 
 

@@ -23,13 +23,13 @@ import numpy as np
 
 from deploy import safety
 from deploy.arm import Arm
-from deploy.errors import DeployError, SafetyError
+from mjx_reach.contract import DeployError, SafetyError
 from deploy.policy import Metadata, Policy
 from mjx_reach import camera as camera_model
 
 
 class Camera(Protocol):
-    """A colour camera (``deploy.camera`` for a RealSense, ``mjx_reach.twin.TwinCamera`` in the twin)."""
+    """A colour camera (``deploy.camera`` for a RealSense, ``mjx_reach.standins.twin.TwinCamera`` in the twin)."""
 
     def read(self) -> tuple[np.ndarray, camera_model.Intrinsics]:
         """The next frame captured after the call, (h, w, 3) uint8 RGB, and its intrinsics; raises

@@ -2,8 +2,8 @@
 
 ``Policy(path)`` loads ``actor.onnx``, parses the JSON under metadata key ``mjx_reach`` into a
 ``Metadata`` (every field deploy needs; a missing or malformed one is refused with a one-line
-``PolicyError`` naming it) and checks the graph's inputs against it. ``check_bench`` refuses a model
-whose camera or image size does not match the bench it is about to run on.
+``PolicyError`` naming it) and checks the graph's inputs against it (the contract's constants:
+``mjx_reach.contract``).
 """
 
 from __future__ import annotations
@@ -15,15 +15,8 @@ import pathlib
 
 import numpy as np
 
-from deploy.errors import CameraError, PolicyError
 from mjx_reach import camera as camera_model
-
-METADATA_KEY = "mjx_reach"
-SCHEMA_VERSION = 1
-MIN_POS_TOLERANCE_M = 1e-3
-"""Smallest camera position tolerance (metres per axis) when training did not jitter the camera."""
-MIN_ROT_TOLERANCE_DEG = 0.1
-"""Smallest camera orientation tolerance (degrees) when training did not jitter the camera."""
+from mjx_reach.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, SCHEMA_VERSION, CameraError, PolicyError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,52 +133,6 @@ def parse_metadata(text: str) -> Metadata:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Bench:
-    """The real bench as measured (sim world frame: arm base at the origin, metres)."""
-
-    camera_pos: tuple[float, float, float]
-    camera_lookat: tuple[float, float, float]
-    image_hw: tuple[int, int] | None = None
-    """Policy image size this bench expects, (height, width); None accepts the model's."""
-
-
-BENCH_EXAMPLE = '{"camera": {"pos": [x, y, z], "lookat": [x, y, z]}, "image": {"height": H, "width": W}}'
-"""The bench JSON (metres, sim world frame); ``image`` is optional."""
-
-
-def load_bench(path) -> Bench:
-    """Read a bench JSON (``BENCH_EXAMPLE``)."""
-    path = pathlib.Path(path)
-    try:
-        data = json.loads(path.read_text())
-        image = data.get("image")
-        return Bench(
-            camera_pos=tuple(float(v) for v in data["camera"]["pos"]),
-            camera_lookat=tuple(float(v) for v in data["camera"]["lookat"]),
-            image_hw=None if image is None else (int(image["height"]), int(image["width"])),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise PolicyError(f"bench file {path}: unreadable ({type(e).__name__}: {e}); expected {BENCH_EXAMPLE}") from None
-
-
-def check_bench(meta: Metadata, bench: Bench) -> None:
-    """Refuse (``PolicyError``) a model trained for another image size or another camera pose than
-    the bench's: position within the training jitter per axis, optical axis within its rotation
-    jitter (at least ``MIN_POS_TOLERANCE_M`` / ``MIN_ROT_TOLERANCE_DEG``)."""
-    if bench.image_hw is not None and tuple(bench.image_hw) != meta.image_hw:
-        raise PolicyError(f"image size: the model takes {meta.image_hw[0]}x{meta.image_hw[1]} but the bench expects {bench.image_hw[0]}x{bench.image_hw[1]}")
-    pos = np.asarray(bench.camera_pos, np.float64)
-    tol_pos = max(meta.camera_jitter["pos_m"], MIN_POS_TOLERANCE_M)
-    if np.max(np.abs(pos - meta.camera_pos)) > tol_pos:
-        raise PolicyError(f"camera position: the bench has {pos.tolist()} m, the model was trained at {meta.camera_pos.tolist()} m (tolerance {tol_pos} m per axis)")
-    axis = lambda p, q: (np.asarray(q) - p) / np.linalg.norm(np.asarray(q) - p)
-    angle = np.rad2deg(np.arccos(np.clip(axis(pos, bench.camera_lookat) @ axis(meta.camera_pos, meta.camera_lookat), -1.0, 1.0)))
-    tol_rot = max(meta.camera_jitter["rot_deg"], MIN_ROT_TOLERANCE_DEG)
-    if angle > tol_rot:
-        raise PolicyError(f"camera orientation: the bench's optical axis is {angle:.2f} deg off the model's (tolerance {tol_rot} deg)")
-
-
 class Policy:
     """``actor.onnx`` on onnxruntime (CPU). ``policy(image, goal)`` → (action (3,) in [-1, 1],
     ee_pred (3,) m); ``policy.preprocess(frame, intrinsics)`` → the policy image."""
@@ -216,15 +163,16 @@ class Policy:
         if meta.channels != 3:
             raise PolicyError(f"image channels: deploy feeds one RGB camera (3 channels), the model takes {meta.channels}")
         inputs = {i.name: i for i in self.session.get_inputs()}
-        want = {"image": ("tensor(uint8)", [*meta.image_hw, meta.channels]), "goal": ("tensor(float)", [3])}
+        image_name, goal_name = INPUT_NAMES
+        want = {image_name: ("tensor(uint8)", [*meta.image_hw, meta.channels]), goal_name: ("tensor(float)", [3])}
         for name, (dtype, shape) in want.items():
             got = inputs.get(name)
             if got is None or got.type != dtype or list(got.shape[1:]) != shape:
                 found = None if got is None else f"{got.type} {got.shape}"
                 raise PolicyError(f"ONNX input {name!r}: expected {dtype} (B, {', '.join(map(str, shape))}) from the metadata, found {found}")
         outputs = {o.name for o in self.session.get_outputs()}
-        if not {"action", "ee_pred"} <= outputs:
-            raise PolicyError(f"ONNX outputs: expected 'action' and 'ee_pred', found {sorted(outputs)}")
+        if not set(OUTPUT_NAMES) <= outputs:
+            raise PolicyError(f"ONNX outputs: expected {' and '.join(map(repr, OUTPUT_NAMES))}, found {sorted(outputs)}")
 
     def preprocess(self, frame: np.ndarray, intr: camera_model.Intrinsics) -> np.ndarray:
         """The policy image (H, W, 3) uint8 from a real RGB ``frame`` (h, w, 3) uint8 with ``intr``."""
@@ -237,6 +185,6 @@ class Policy:
 
     def __call__(self, image: np.ndarray, goal) -> tuple[np.ndarray, np.ndarray]:
         """(action (3,), ee_pred (3,) m) for one policy image (H, W, 3) uint8 and goal (3,) m."""
-        feeds = {"image": np.ascontiguousarray(image[None]), "goal": np.asarray(goal, np.float32).reshape(1, 3)}
-        action, ee_pred = self.session.run(["action", "ee_pred"], feeds)
+        feeds = dict(zip(INPUT_NAMES, (np.ascontiguousarray(image[None]), np.asarray(goal, np.float32).reshape(1, 3))))
+        action, ee_pred = self.session.run(list(OUTPUT_NAMES), feeds)
         return action[0].astype(np.float64), ee_pred[0].astype(np.float64)

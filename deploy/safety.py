@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from deploy.errors import SafetyError
+from mjx_reach.contract import SafetyError
 from mjx_reach import camera as camera_model
 
 

@@ -108,6 +108,11 @@ class Intrinsics:
     ppy: float
 
 
+D435_COLOUR = Intrinsics(width=640, height=480, fx=615.0923, fy=614.7487, ppx=321.3115, ppy=239.6064)
+"""Colour intrinsics as an Intel RealSense D435 reports them at 640x480 (one unit's factory
+calibration: off-centre principal point), for tests, benchmarks and examples."""
+
+
 def intrinsics_for_fovy(fovy_deg: float, height_px: int, width_px: int) -> Intrinsics:
     """Intrinsics of an ideal ``width_px`` x ``height_px`` camera (square pixels, centred principal
     point) with vertical field of view ``fovy_deg``: what MuJoCo renders at that size."""

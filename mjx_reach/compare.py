@@ -17,8 +17,6 @@ figure's title).
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
 import io
 import json
 import os
@@ -28,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mjx_reach import cli, training
+from mjx_reach import cli, runs, training
 from mjx_reach import config as config_lib
 
 FIG_SIZE_IN = (12.0, 8.0)
@@ -43,17 +41,6 @@ X_AXES = (("env_steps", "env steps"), ("wall_s", "wall-clock s"))
 """(metrics.csv column, axis label) of the figure's two columns."""
 TABLE_FIELDS = ("success_2cm", "success_5cm", "mean_final_distance_m", "encoder_ee_error_m", "episodes")
 """``eval.json`` fields in the markdown table, in order."""
-
-
-def read_metrics(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Columns of ``run_dir/metrics.csv`` as float arrays (one entry per chunk; empty cells, i.e.
-    values a chunk did not have, are NaN); ``{}`` when the file is missing."""
-    path = pathlib.Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        return {}
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    fields = rows[0].keys() if rows else ()
-    return {k: np.array([float(r[k]) if r.get(k) else np.nan for r in rows]) for k in fields}
 
 
 def rolling_mean(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +71,7 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out_png: str | os.PathLike,
     fig, axes = plt.subplots(2, len(X_AXES), figsize=FIG_SIZE_IN, dpi=DPI, sharex="col")
     drawn = np.zeros(axes.shape, bool)
     for i, (run_dir, label) in enumerate(zip(run_dirs, labels)):
-        metrics, color = read_metrics(run_dir), f"C{i}"
+        metrics, color = runs.read_metrics(run_dir), f"C{i}"
         for col, (x_key, _) in enumerate(X_AXES):
             if x_key not in metrics:
                 continue
@@ -115,7 +102,7 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out_png: str | os.PathLike,
     fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     out_png = pathlib.Path(out_png)
-    training.atomic_write(out_png, buf.getvalue())
+    runs.atomic_write(out_png, buf.getvalue())
     return out_png
 
 
@@ -135,14 +122,7 @@ def eval_table(run_dirs: Sequence[str | os.PathLike]) -> tuple[dict, str]:
 def preset_config(name: str, total_steps: int | None, num_envs: int | None, seed: int | None) -> config_lib.Config:
     """Preset ``name`` with the given overrides (None keeps the preset's value); ``ConfigError`` for
     an unknown preset or an invalid result."""
-    cfg = config_lib.preset(name)
-    if total_steps is not None:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total_steps))
-    if num_envs is not None:
-        cfg = dataclasses.replace(cfg, num_envs=num_envs)
-    if seed is not None:
-        cfg = dataclasses.replace(cfg, seed=seed)
-    return config_lib.validate(cfg)
+    return config_lib.validate(config_lib.override(config_lib.preset(name), total_env_steps=total_steps, num_envs=num_envs, seed=seed))
 
 
 def train_presets(configs: dict[str, config_lib.Config], out: pathlib.Path, progress: bool = True) -> list[pathlib.Path]:
@@ -179,8 +159,8 @@ def _changed_fields(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
 def write_report(run_dirs: Sequence[pathlib.Path], out: pathlib.Path, smooth: int = SMOOTH_CHUNKS) -> pathlib.Path:
     """``out/compare.png``, ``out/compare.json`` and ``out/compare.md`` for ``run_dirs``; returns the PNG."""
     results, table = eval_table(run_dirs)
-    training.atomic_write(out / "compare.json", json.dumps(results, indent=2))
-    training.atomic_write(out / "compare.md", table)
+    runs.atomic_write(out / "compare.json", json.dumps(results, indent=2))
+    runs.atomic_write(out / "compare.md", table)
     return plot_runs(run_dirs, out / "compare.png", smooth=smooth)
 
 

@@ -277,6 +277,15 @@ def preset(name: str) -> Config:
     return PRESETS[name]
 
 
+def override(cfg: Config, total_env_steps: int | None = None, num_envs: int | None = None, seed: int | None = None,
+             init_encoder: str | None = None) -> Config:
+    """``cfg`` with the command lines' shorthand settings (``--total-steps``, ``--num-envs``,
+    ``--seed``, ``--init-encoder``) applied; None keeps ``cfg``'s value."""
+    train = {k: v for k, v in {"total_env_steps": total_env_steps, "init_encoder": init_encoder}.items() if v is not None}
+    top = {k: v for k, v in {"num_envs": num_envs, "seed": seed}.items() if v is not None}
+    return dataclasses.replace(_with(cfg, train=train), **top)
+
+
 def validate(cfg: Config) -> Config:
     """Check ``cfg``; raise ``ConfigError`` (one line, naming the field) on the first problem."""
     env, dr = cfg.env, cfg.randomization

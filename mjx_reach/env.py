@@ -69,8 +69,8 @@ class ReachEnv:
         self.mx = mjx.put_model(mjm, impl="warp")
         self._data0 = mjx.make_data(mjm, impl="warp")
         self._nominal = randomize.nominal(self.scene)
-        self._low = jnp.asarray(cfg.env.workspace_low, jnp.float32)
-        self._high = jnp.asarray(cfg.env.workspace_high, jnp.float32)
+        self.workspace_low = jnp.asarray(cfg.env.workspace_low, jnp.float32)
+        self.workspace_high = jnp.asarray(cfg.env.workspace_high, jnp.float32)
         _, home_xmat = scene_lib.tcp_pose(mjm, scene_lib.HOME_QPOS)
         self._tcp_xmat = jnp.asarray(home_xmat, jnp.float32)
         self._pose_bank = jnp.asarray(self._initial_pose_bank(), jnp.float32)
@@ -111,7 +111,7 @@ class ReachEnv:
         """Initial joint angles (7,), goal (3,) and domain parameters of a new episode."""
         k_pose, k_goal, k_domain = jax.random.split(key, 3)
         qpos = self._pose_bank[jax.random.randint(k_pose, (), 0, self._pose_bank.shape[0])]
-        goal = jax.random.uniform(k_goal, (3,), minval=self._low, maxval=self._high)
+        goal = jax.random.uniform(k_goal, (3,), minval=self.workspace_low, maxval=self.workspace_high)
         domain = randomize.sample(k_domain, self._nominal, self.scene, self.dr_cfg)
         return qpos, goal, domain
 
@@ -150,7 +150,7 @@ class ReachEnv:
         """Apply ``action`` (3,) in [-1, 1] to one world; auto-resets at the time limit."""
         env = self.env_cfg
         key, k_start, k_noise = jax.random.split(state.key, 3)
-        target = jnp.clip(state.target + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self._low, self._high)
+        target = jnp.clip(state.target + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self.workspace_low, self.workspace_high)
         data = self.move(state.data, target)
         distance = jnp.linalg.norm(data.site_xpos[self.scene.tcp_site] - state.goal)
         if env.reward == "progress":

@@ -1,10 +1,10 @@
 """Export a run's encoder + actor to ONNX with the deploy contract in its metadata.
 
-``export(run_dir)`` reads the latest checkpoint (``training.load_params``), converts
+``export(run_dir)`` reads the latest checkpoint (``runs.load_params``), converts
 ``networks.Policy`` with jax2onnx (inputs ``image`` (B, H, W, C) uint8 and ``goal`` (B, 3) float32
 metres; outputs ``action`` (B, 3) in [-1, 1] and ``ee_pred`` (B, 3) metres), checks onnxruntime
-against JAX on held-out rendered images (``PARITY_ATOL``), and only then writes
-``RUN_DIR/actor.onnx`` atomically. The metadata is one JSON string under ``METADATA_KEY``
+against JAX on held-out rendered images (``contract.PARITY_ATOL``), and only then writes
+``RUN_DIR/actor.onnx`` atomically. The metadata is one JSON string under ``contract.METADATA_KEY``
 (``metadata`` builds it; README "Export" lists the fields); deploy reads it and guesses nothing.
 """
 
@@ -21,15 +21,10 @@ import numpy as np
 
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
-from mjx_reach import evaluate, networks, training
+from mjx_reach import evaluate, networks, runs
 from mjx_reach import scene as scene_lib
+from mjx_reach.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, PARITY_ATOL, SCHEMA_VERSION
 
-METADATA_KEY = "mjx_reach"
-SCHEMA_VERSION = 1
-PARITY_ATOL = 1e-5
-"""Largest allowed |onnxruntime - JAX| on ``action`` (unitless) and ``ee_pred`` (metres)."""
-INPUT_NAMES = ("image", "goal")
-OUTPUT_NAMES = ("action", "ee_pred")
 _VERSIONED = ("mjx-reach", "jax", "flax", "jax2onnx", "onnx", "onnxruntime", "mujoco", "numpy")
 
 
@@ -140,13 +135,13 @@ def parity(model_bytes: bytes, policy: networks.Policy, inputs: dict) -> dict:
 
 def export(run_dir, out=None, check_envs: int = 4) -> tuple[pathlib.Path, dict]:
     """Write ``run_dir/actor.onnx`` (or ``out``) after a parity check on ``2 * check_envs`` held-out
-    images; returns (path, metadata). Raises ``ExportError``/``training.TrainingError`` (one line)."""
+    images; returns (path, metadata). Raises ``ExportError``/``runs.TrainingError`` (one line)."""
     import onnx
 
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run folder")
-    cfg, agent, params = training.load_params(run_dir)
+    cfg, agent, params = runs.load_params(run_dir)
     eval_path = run_dir / "eval.json"
     eval_result = json.loads(eval_path.read_text()) if eval_path.exists() else None
     meta = metadata(cfg, eval_result)
@@ -162,5 +157,5 @@ def export(run_dir, out=None, check_envs: int = 4) -> tuple[pathlib.Path, dict]:
     onnx.helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     onnx.checker.check_model(model)
     path = pathlib.Path(out) if out is not None else run_dir / "actor.onnx"
-    training.atomic_write(path, model.SerializeToString())
+    runs.atomic_write(path, model.SerializeToString())
     return path, meta

@@ -27,11 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tyro
 from flax import nnx
 
-from mjx_reach import cli, ddpg, training
+from mjx_reach import cli, ddpg, runs
 from mjx_reach import config as config_lib
 from mjx_reach.env import ReachEnv
 from mjx_reach.evaluate import HELD_OUT_OFFSET
@@ -113,7 +112,7 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
         params, opt_state, loss = chunk(params, opt_state, k)
         curve.append({"updates": (i + 1) * pcfg.updates_per_call, "bottleneck_loss": float(loss)})
         if not math.isfinite(curve[-1]["bottleneck_loss"]):
-            raise training.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
+            raise runs.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
 
     errors = ee_errors(encode, params, held_images, held_ee)
     result = {
@@ -121,9 +120,8 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
         "held_out_ee_error_median_m": float(np.median(errors)), "held_out_ee_error_mean_m": float(np.mean(errors)),
         "held_out_ee_error_p90_m": float(np.percentile(errors, 90)), "curve": curve,
     }
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(target, params)
-    training.atomic_write(out / "pretrain.json", json.dumps(result, indent=2))
+    runs.save_params(target, params)
+    runs.atomic_write(out / "pretrain.json", json.dumps(result, indent=2))
     return result
 
 
@@ -140,7 +138,7 @@ def main(argv: list[str]) -> int:
     args = cli.parse(PretrainArgs, argv, __doc__)
     out = pathlib.Path(args.out)
     result = pretrain(args.config, out)
-    training.atomic_write(out / "config.json", json.dumps(config_lib.to_dict(args.config), indent=2))
+    runs.write_config(out, args.config)
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=2))
     print(f"encoder: {pathlib.Path(args.out) / 'encoder'}  (python train.py --init-encoder {pathlib.Path(args.out) / 'encoder'})")
     return 0

@@ -81,14 +81,3 @@ def add_pixel_noise(image: jax.Array, key: jax.Array, std: float) -> jax.Array:
     half_width = std * np.sqrt(3.0)
     noisy = image.astype(jnp.float32) + jax.random.uniform(key, image.shape, minval=-half_width, maxval=half_width)
     return jnp.clip(jnp.round(noisy), 0, 255).astype(jnp.uint8)
-
-
-def tile(images: np.ndarray, cols: int) -> np.ndarray:
-    """Tile images (N, H, W, 3) into one grid image, ``cols`` per row, padding with black."""
-    n, h, w, c = images.shape
-    rows = -(-n // cols)
-    grid = np.zeros((rows * h, cols * w, c), images.dtype)
-    for i, img in enumerate(images):
-        r, col = divmod(i, cols)
-        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = img
-    return grid

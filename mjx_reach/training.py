@@ -11,30 +11,22 @@ Run folder: ``config.json`` (resolved config), ``checkpoints/`` (orbax), ``metri
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
-import os
 import pathlib
 import signal
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import struct
 
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg, replay
+from mjx_reach import ddpg, replay, runs
 from mjx_reach.env import STATE_DIM, ReachEnv
-
-
-class TrainingError(RuntimeError):
-    """A run cannot continue; the message is one line."""
+from mjx_reach.runs import TrainingError
 
 
 @struct.dataclass
@@ -45,24 +37,6 @@ class TrainState:
     key: jax.Array
     env_steps: jax.Array
     """() int32 env steps so far, summed over envs."""
-
-
-def atomic_write(path: pathlib.Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename (never
-    half-written)."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
-def latest_run(root: str | os.PathLike = "runs") -> pathlib.Path:
-    """The most recently modified run folder in ``root``."""
-    root = pathlib.Path(root)
-    runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    if not runs:
-        raise TrainingError(f"no run folder in {root}/ (pass the run folder)")
-    return runs[-1]
 
 
 class Trainer:
@@ -83,7 +57,7 @@ class Trainer:
         env_state = jax.jit(jax.vmap(self.env.reset))(jax.random.split(k_env, cfg.num_envs))
         agent_state = self.agent.init()
         if cfg.train.init_encoder:
-            agent_state = self.agent.init(load_encoder(cfg.train.init_encoder, agent_state.params))
+            agent_state = self.agent.init(runs.load_encoder(cfg.train.init_encoder, agent_state.params))
         buf = replay.create(self.rows, cfg.num_envs, self.env.image_shape, STATE_DIM)
         return TrainState(agent_state, env_state, buf, key, jnp.zeros((), jnp.int32))
 
@@ -154,107 +128,30 @@ def summarize(metrics: dict) -> dict:
     return out
 
 
-def _restore_checkpoint(path: pathlib.Path, template, what: str):
-    """``template``-shaped pytree saved by ``StandardCheckpointer`` at ``path``; a missing or damaged
-    checkpoint is a one-line ``TrainingError`` starting with ``what``."""
-    if not path.exists():
-        raise TrainingError(f"{what}: no checkpoint at {path}")
-    try:
-        return ocp.StandardCheckpointer().restore(path, template)
-    except Exception as e:  # orbax raises many types for a damaged checkpoint
-        raise TrainingError(f"{what}: cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-
-
-def read_config(run_dir: pathlib.Path, what: str = "") -> config_lib.Config:
-    """The resolved config saved in run folder ``run_dir``; absent or unreadable: a one-line
-    ``TrainingError`` prefixed with ``what``."""
-    path = pathlib.Path(run_dir) / "config.json"
-    if not path.exists():
-        raise TrainingError(f"{what}{run_dir} is not a run folder (no config.json)")
-    try:
-        return config_lib.from_dict(config_lib.Config, json.loads(path.read_text()))
-    except (ValueError, TypeError) as e:
-        raise TrainingError(f"{what}{path}: unreadable config: {str(e).splitlines()[0]}") from None
-
-
-def load_encoder(path: str, params):
-    """``params`` with the encoder replaced by the one saved at ``path`` (``pretrain`` output)."""
-    params = jax.tree.map(lambda x: x, params)
-    params["encoder"] = _restore_checkpoint(pathlib.Path(path).resolve(), params["encoder"], "--init-encoder")
-    return params
-
-
-def load_params(run_dir) -> tuple[config_lib.Config, ddpg.Agent, object]:
-    """(config, agent, network parameters) of the latest checkpoint in run folder ``run_dir``, without
-    building an environment (checkpoints hold the parameters as their own ``params`` item)."""
-    cfg = read_config(run_dir)
-    ckpt_dir = (pathlib.Path(run_dir) / "checkpoints").resolve()
-    step = ocp.CheckpointManager(ckpt_dir).latest_step() if ckpt_dir.exists() else None
-    if step is None:
-        raise TrainingError(f"no checkpoint in {ckpt_dir}")
-    agent = ddpg.Agent(cfg, config_lib.image_shape(cfg.env))
-    template = jax.tree.map(ocp.utils.to_shape_dtype_struct, agent.init().params)
-    return cfg, agent, _restore_checkpoint(ckpt_dir / str(step) / "params", template, f"{run_dir}")
-
-
-def _saved_part(trainer: Trainer, ts: TrainState) -> TrainState:
-    """``ts`` without the replay when the replay is too big to checkpoint (``replay=None``)."""
+def _without_big_replay(trainer: Trainer):
+    """What a checkpoint holds of a ``TrainState``: all of it, or without the replay (``replay=None``)
+    when the replay is bigger than ``train.replay_in_checkpoint_max_gb``."""
     cfg = trainer.cfg
     size_gb = replay.nbytes(trainer.rows, cfg.num_envs, trainer.env.image_shape, STATE_DIM) / 1e9
-    return ts if size_gb <= cfg.train.replay_in_checkpoint_max_gb else ts.replace(replay=None)
+    return (lambda ts: ts) if size_gb <= cfg.train.replay_in_checkpoint_max_gb else (lambda ts: ts.replace(replay=None))
 
 
-def _checkpointable(trainer: Trainer, ts: TrainState) -> dict:
-    """The non-empty leaves of ``_saved_part(ts)`` by position (orbax cannot save zero-size arrays,
-    which MJX ``Data`` has)."""
-    return {f"leaf_{i:05d}": x for i, x in enumerate(jax.tree.leaves(_saved_part(trainer, ts))) if x.size}
-
-
-def _restore(trainer: Trainer, template: TrainState, saved: dict) -> TrainState:
-    """Inverse of ``_checkpointable``: ``template`` with the saved leaves put back (a replay that was
-    not saved stays the template's empty one)."""
-    base = _saved_part(trainer, template)
-    leaves, treedef = jax.tree.flatten(base)
-    restored = treedef.unflatten([saved.get(f"leaf_{i:05d}", x) for i, x in enumerate(leaves)])
-    return restored if base.replay is not None else restored.replace(replay=template.replay)
-
-
-def _restore_latest(trainer: Trainer, manager: ocp.CheckpointManager, template: TrainState) -> TrainState:
-    """``template`` restored from the newest readable checkpoint. Newer unreadable ones (damaged
-    files) are reported on stderr and moved aside to ``<run>/damaged_checkpoints/`` (kept for
-    inspection; the run then writes fresh checkpoints at those steps)."""
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _checkpointable(trainer, template))
-    for step in sorted(manager.all_steps(), reverse=True):
-        try:
-            saved = manager.restore(step, args=ocp.args.Composite(train=ocp.args.StandardRestore(target)))
-        except Exception as e:  # orbax raises many types for a damaged checkpoint
-            aside = pathlib.Path(manager.directory).parent / "damaged_checkpoints" / str(step)
-            aside.parent.mkdir(exist_ok=True)
-            os.replace(pathlib.Path(manager.directory) / str(step), aside)
-            print(f"warning: checkpoint {step} is unreadable ({type(e).__name__}): moved to {aside}, trying an older one", file=sys.stderr)
-            manager.reload()
-            continue
-        return _restore(trainer, template, saved["train"])
-    raise TrainingError(f"--resume: no readable checkpoint in {manager.directory}")
-
-
-def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True,
-        total_env_steps: int | None = None) -> dict:
-    """Train ``cfg`` into run folder ``out`` (resuming from its last checkpoint if ``resume``; then
-    ``total_env_steps``, when given, replaces the saved config's); returns the final evaluation.
-    Raises ``TrainingError`` with a one-line message on failure."""
+def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train ``cfg`` into run folder ``out``; returns the final evaluation. With ``resume`` the run
+    continues from its last checkpoint under its saved config, except ``train.total_env_steps``,
+    which ``cfg`` sets (so a resume can extend a run). Raises ``TrainingError`` with a one-line
+    message on failure."""
     from tensorboardX import SummaryWriter
     from tqdm import tqdm  # host-only dependency
 
     from mjx_reach import evaluate
 
     out = pathlib.Path(out)
-    ckpt_dir = (out / "checkpoints").resolve()
     if resume:
-        cfg = read_config(out, "--resume: ")
-        if total_env_steps is not None:
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total_env_steps))
-    elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
+        total = cfg.train.total_env_steps
+        cfg = runs.read_config(out, "--resume: ")
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total))
+    elif (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
         raise TrainingError(f"{out} already holds checkpoints: pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.train.pretrain_encoder and not cfg.train.init_encoder and not resume:
@@ -263,30 +160,21 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         if not (out / "encoder").exists():  # else: a pretraining that finished before an interruption
             pretrain.pretrain(cfg, out, progress=progress)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_encoder=str((out / "encoder").resolve())))
-    atomic_write(out / "config.json", json.dumps(config_lib.to_dict(cfg), indent=2))
+    runs.write_config(out, cfg)
 
     trainer = Trainer(cfg)
     ts = trainer.init()
-    manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2))
+    checkpoints = runs.Checkpoints(out, strip=_without_big_replay(trainer))
     if resume:
-        if manager.latest_step() is None:
-            raise TrainingError(f"--resume: no checkpoint in {ckpt_dir}")
-        ts = _restore_latest(trainer, manager, ts)
-
-    metrics_path = out / "metrics.csv"
-    rows = list(csv.DictReader(io.StringIO(metrics_path.read_text()))) if resume and metrics_path.exists() else []
-    rows = [r for r in rows if float(r["env_steps"]) <= int(ts.env_steps)]  # chunks after the checkpoint run again
-    wall_offset = float(rows[-1]["wall_s"]) if rows else 0.0  # wall_s counts over all sessions of the run
+        ts = checkpoints.restore_latest(ts)
+    metrics_log = runs.MetricsLog(out, resume_from_step=int(ts.env_steps) if resume else None)
+    wall_offset = metrics_log.wall_s
     writer = SummaryWriter(str(out / "tb"))
     stop = {"signal": None}
     handlers = {sig: signal.signal(sig, lambda s, _f: stop.update(signal=s)) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def save(ts):
-        if manager.latest_step() == int(ts.env_steps):
-            return
-        items = ocp.args.Composite(train=ocp.args.StandardSave(_checkpointable(trainer, ts)), params=ocp.args.StandardSave(ts.agent.params))
-        manager.save(int(ts.env_steps), args=items, force=True)
-        manager.wait_until_finished()
+        checkpoints.save(int(ts.env_steps), ts, ts.agent.params)
 
     total = cfg.train.total_env_steps
     per_chunk = cfg.num_envs * cfg.train.iterations_per_chunk
@@ -301,16 +189,11 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             env_steps = int(ts.env_steps)
             bad = [k for k, v in summary.items() if not math.isfinite(v)]
             if bad:
-                raise TrainingError(f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {ckpt_dir}")
+                raise TrainingError(f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {checkpoints.directory}")
             summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed, "wall_s": wall_offset + time.perf_counter() - run_start}
-            rows.append({k: f"{v:.6g}" for k, v in summary.items()})
+            metrics_log.append(summary)
             for k, v in summary.items():
                 writer.add_scalar(k, v, env_steps)
-            fields = sorted({k for r in rows for k in r})
-            buf = io.StringIO()
-            csv.DictWriter(buf, fields).writeheader()
-            csv.DictWriter(buf, fields).writerows(rows)
-            atomic_write(metrics_path, buf.getvalue())
             bar.update(per_chunk)
             bar.set_postfix({"steps/s": f"{summary['env_steps_per_s']:.0f}", "success": f"{summary.get('success', float('nan')):.2f}"})
             chunk += 1
@@ -325,5 +208,5 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     if stop["signal"] is not None:
         raise TrainingError(f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume")
     result = evaluate.evaluate(cfg, evaluate.agent_policy(trainer.agent, ts.agent.params), out)
-    atomic_write(out / "eval.json", json.dumps(result, indent=2))
+    runs.atomic_write(out / "eval.json", json.dumps(result, indent=2))
     return result

@@ -13,7 +13,6 @@ import jax
 import numpy as np
 
 from mjx_reach import config as config_lib
-from mjx_reach import render
 from mjx_reach.env import ReachEnv
 
 
@@ -25,10 +24,21 @@ def frames(cfg: config_lib.Config, num_envs: int, seed: int) -> tuple[np.ndarray
     return np.asarray(state.obs["image"][..., :3]), np.asarray(overview)
 
 
+def tile(images: np.ndarray, cols: int) -> np.ndarray:
+    """Tile images (N, H, W, 3) into one grid image, ``cols`` per row, padding with black."""
+    n, h, w, c = images.shape
+    rows = -(-n // cols)
+    grid = np.zeros((rows * h, cols * w, c), images.dtype)
+    for i, img in enumerate(images):
+        r, col = divmod(i, cols)
+        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = img
+    return grid
+
+
 def grid_figure(policy: np.ndarray, overview: np.ndarray, scale: int = 2) -> np.ndarray:
     """Policy frames tiled (upscaled by ``scale``) to the left of the first world's overview."""
     cols = int(np.ceil(np.sqrt(len(policy))))
-    grid = render.tile(np.repeat(np.repeat(policy, scale, axis=1), scale, axis=2), cols)
+    grid = tile(np.repeat(np.repeat(policy, scale, axis=1), scale, axis=2), cols)
     view = overview[0]
     height = max(grid.shape[0], view.shape[0])
     canvas = np.full((height, grid.shape[1] + 8 + view.shape[1], 3), 255, np.uint8)

@@ -19,16 +19,17 @@ import pytest
 from onnx import TensorProto, helper
 
 from deploy import arm as arm_lib
+from deploy import bench as bench_lib
 from deploy import loop, safety
 from deploy import policy as policy_lib
 from deploy.__main__ import main as deploy_main
-from deploy.errors import ArmError, CameraError, PolicyError, SafetyError
+from mjx_reach.contract import ArmError, CameraError, PolicyError, SafetyError
 from mjx_reach import camera as camera_model
-from mjx_reach import export
+from mjx_reach import contract, export
 from mjx_reach.config import Config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-D435 = camera_model.Intrinsics(width=640, height=480, fx=615.09, fy=614.75, ppx=321.31, ppy=239.61)
+D435 = camera_model.D435_COLOUR
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def tiny_onnx(path: pathlib.Path, meta: dict | None, image_shape=(84, 84, 3)) ->
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     if meta is not None:
-        helper.set_model_props(model, {policy_lib.METADATA_KEY: json.dumps(meta)})
+        helper.set_model_props(model, {contract.METADATA_KEY: json.dumps(meta)})
     path.write_bytes(model.SerializeToString())
     return path
 
@@ -123,22 +124,22 @@ def test_model_without_metadata_or_damaged_is_refused(tmp_path, meta_dict):
 
 def test_bench_must_match_the_trained_camera_and_image(meta):
     cam = Config().env.camera
-    policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, cam.lookat, (84, 84)))
-    policy_lib.check_bench(meta, policy_lib.Bench(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
+    bench_lib.check_bench(meta, bench_lib.Bench(cam.pos, cam.lookat, (84, 84)))
+    bench_lib.check_bench(meta, bench_lib.Bench(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
     with pytest.raises(PolicyError, match="image size"):
-        policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, cam.lookat, (96, 96)))
+        bench_lib.check_bench(meta, bench_lib.Bench(cam.pos, cam.lookat, (96, 96)))
     with pytest.raises(PolicyError, match="camera position"):
-        policy_lib.check_bench(meta, policy_lib.Bench(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
+        bench_lib.check_bench(meta, bench_lib.Bench(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
     turned = np.add(cam.lookat, [0.2, 0.0, 0.0])  # ~8 deg about the vertical axis
     with pytest.raises(PolicyError, match="camera orientation"):
-        policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, tuple(turned)))
+        bench_lib.check_bench(meta, bench_lib.Bench(cam.pos, tuple(turned)))
 
 
 def test_bench_file_errors_are_one_line(tmp_path):
     bad = tmp_path / "bench.json"
     bad.write_text('{"camera": {"pos": [1, 2]}}')
     with pytest.raises(PolicyError) as err:
-        policy_lib.load_bench(bad)
+        bench_lib.load_bench(bad)
     assert "bench file" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -527,7 +528,7 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
 
 
 def test_deploy_imports_no_jax_mujoco_or_flax():
-    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.errors, deploy.camera; "
+    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.bench, deploy.camera; "
             "heavy = [m for m in ('jax', 'mujoco', 'flax', 'mjx_reach.config', 'mjx_reach.env') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
@@ -579,13 +580,13 @@ def twin_model(trained_run, tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def twin_world(twin_model):
-    from mjx_reach import twin
+    from mjx_reach.standins import twin
 
     return twin.TwinWorld.from_metadata(policy_lib.Policy(twin_model).meta.raw)
 
 
 def test_twin_arm_and_camera_interfaces(twin_world):
-    from mjx_reach import twin
+    from mjx_reach.standins import twin
 
     arm, cam = twin.TwinArm(twin_world), twin.TwinCamera(twin_world)
     with pytest.raises(ArmError, match="not connected"):
@@ -603,7 +604,7 @@ def test_twin_arm_and_camera_interfaces(twin_world):
 
 
 def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
-    from mjx_reach import twin
+    from mjx_reach.standins import twin
 
     class FaultyTwinArm(twin.TwinArm):
         moves = 0

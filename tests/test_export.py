@@ -19,7 +19,7 @@ from deploy.policy import Policy
 from export import main as export_main
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
-from mjx_reach import export, networks, training
+from mjx_reach import contract, export, networks, runs
 from mjx_reach import scene as scene_lib
 
 
@@ -29,12 +29,12 @@ def exported(trained_run):
     assert export_main([str(trained_run), "--check-envs", "2"]) == 0
     path = trained_run / "actor.onnx"
     props = {p.key: p.value for p in onnx.load(path).metadata_props}
-    return trained_run, path, json.loads(props[export.METADATA_KEY])
+    return trained_run, path, json.loads(props[contract.METADATA_KEY])
 
 
 def test_metadata_records_the_deploy_contract(exported):
     run, path, meta = exported
-    cfg, _, _ = training.load_params(run)
+    cfg, _, _ = runs.load_params(run)
     env = cfg.env
     assert meta["image"] == {"height": 84, "width": 84, "channels": 3}
     assert meta["camera"]["pos"] == list(env.camera.pos) and meta["camera"]["lookat"] == list(env.camera.lookat)
@@ -50,14 +50,14 @@ def test_metadata_records_the_deploy_contract(exported):
     assert meta["config_hash"] == config_lib.config_hash(cfg) and meta["config"] == config_lib.to_dict(cfg)
     assert meta["eval"] == json.loads((run / "eval.json").read_text())
     assert all(meta["versions"][k] for k in ("jax", "jax2onnx", "onnx", "onnxruntime", "mujoco", "numpy"))
-    assert meta["parity"]["atol"] == export.PARITY_ATOL and max(meta["parity"]["max_abs"].values()) <= export.PARITY_ATOL
+    assert meta["parity"]["atol"] == contract.PARITY_ATOL and max(meta["parity"]["max_abs"].values()) <= contract.PARITY_ATOL
     parsed = Policy(path).meta  # the deploy side accepts it
     assert parsed.image_hw == (84, 84) and parsed.config_hash == meta["config_hash"]
 
 
 def test_onnx_matches_jax_for_any_batch_size(exported):
     run, path, _ = exported
-    _, agent, params = training.load_params(run)
+    _, agent, params = runs.load_params(run)
     nets = agent.nets(params)
     policy = networks.Policy(nets.encoder, nets.actor)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -69,7 +69,7 @@ def test_onnx_matches_jax_for_any_batch_size(exported):
         want = policy(jnp.asarray(image), jnp.asarray(goal))
         for g, w in zip(got, want):
             assert g.shape == (batch, 3)
-            np.testing.assert_allclose(g, np.asarray(w), atol=export.PARITY_ATOL, rtol=0)
+            np.testing.assert_allclose(g, np.asarray(w), atol=contract.PARITY_ATOL, rtol=0)
 
 
 def test_parity_failure_refuses_to_write(trained_run, tmp_path, monkeypatch):
@@ -130,4 +130,4 @@ def test_default_run_is_the_latest_in_runs(tmp_path, monkeypatch):
     (runs / "newer").mkdir()
     os.utime(runs / "older", (1, 1))
     monkeypatch.chdir(tmp_path)
-    assert training.latest_run() == pathlib.Path("runs") / "newer"
+    assert runs.latest_run() == pathlib.Path("runs") / "newer"

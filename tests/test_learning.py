@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 from mjx_reach import config as config_lib
-from mjx_reach import evaluate, training
+from mjx_reach import evaluate, runs
 
 PRETRAINED_MEDIAN_BOUND_M = 0.04
 """The pretrained encoder's median ee error on held-out randomized images must be below this."""
@@ -36,10 +36,10 @@ def test_pretrained_encoder_error_on_held_out_images(trained_run):
 def test_init_encoder_starts_training_from_the_pretrained_encoder(trained_run):
     """The run's config points at its pretrained encoder, and loading it replaces exactly the
     encoder's parameters."""
-    cfg, agent, _ = training.load_params(trained_run)
+    cfg, agent, _ = runs.load_params(trained_run)
     assert cfg.train.init_encoder.endswith("encoder")
     fresh = agent.init().params
-    loaded = training.load_encoder(cfg.train.init_encoder, fresh)
+    loaded = runs.load_encoder(cfg.train.init_encoder, fresh)
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(loaded["encoder"]), jax.tree.leaves(fresh["encoder"])))
     for part in ("actor", "critic"):
         assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(loaded[part]), jax.tree.leaves(fresh[part])))

@@ -1,5 +1,5 @@
 """``deploy.camera.RealSenseCamera`` through pyrealsense2 without a camera: frames are injected
-into an ``rs.software_device`` (``mjx_reach.realsense_sim``) with D435-like colour intrinsics, and
+into an ``rs.software_device`` (``mjx_reach.standins.realsense_sim``) with D435-like colour intrinsics, and
 recorded to a bag with ``rs.recorder`` for the playback path."""
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import pyrealsense2 as rs
 import pytest
 
 from deploy.camera import RealSenseCamera
-from deploy.errors import CameraError
-from mjx_reach.camera import Intrinsics
-from mjx_reach.realsense_sim import SoftwareCamera
+from mjx_reach.contract import CameraError
+from mjx_reach.camera import D435_COLOUR, Intrinsics
+from mjx_reach.standins.realsense_sim import SoftwareCamera
 
-D435_COLOUR = Intrinsics(width=640, height=480, fx=615.0923, fy=614.7487, ppx=321.3115, ppy=239.6064)
-"""Colour intrinsics as a D435 reports them at 640x480 (off-centre principal point)."""
 
 
 def read_while_pushing(cam: RealSenseCamera, sim: SoftwareCamera, image: np.ndarray, delay_s: float = 0.05):

@@ -22,7 +22,7 @@ import pytest
 from matplotlib import image as mpimg
 from test_training import tiny_config
 
-from mjx_reach import compare, training
+from mjx_reach import compare, runs, training
 from mjx_reach import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -160,8 +160,8 @@ def test_sigkill_then_resume_is_exact(killed_run, reference_run, resume_total, t
         assert {k: v for k, v in got.items() if k not in TIMING_COLUMNS} == {k: v for k, v in want.items() if k not in TIMING_COLUMNS}
     result = json.loads((run / "eval.json").read_text())
     assert result == json.loads((reference_run / "eval.json").read_text())
-    _, _, params = training.load_params(run)
-    _, _, want_params = training.load_params(reference_run)
+    _, _, params = runs.load_params(run)
+    _, _, want_params = runs.load_params(reference_run)
     for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(want_params), strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg, replay, training
+from mjx_reach import ddpg, replay, runs, training
 
 IMAGE_SHAPE = (84, 84, 3)
 
@@ -104,6 +104,6 @@ def test_run_then_resume(tmp_path):
 
 
 def test_resume_without_checkpoint_is_one_line_error(tmp_path):
-    with pytest.raises(training.TrainingError) as err:
+    with pytest.raises(runs.TrainingError) as err:
         training.run(tiny_config(8), tmp_path / "missing", resume=True, progress=False)
     assert "\n" not in str(err.value) and "--resume" in str(err.value)

@@ -1,5 +1,5 @@
 """The vendor xArm SDK (``xarm.wrapper.XArmAPI``) against the simulated controller
-(``mjx_reach.xarm_sim``) on a loopback address: handshake, units, reports and faults."""
+(``mjx_reach.standins.xarm_sim``) on a loopback address: handshake, units, reports and faults."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from xarm.wrapper import XArmAPI
 from deploy import loop, safety
 from deploy.arm import XArm
 from deploy.camera import RealSenseCamera
-from mjx_reach import xarm_sim
+from mjx_reach.standins import xarm_sim
 from mjx_reach.camera import Intrinsics
-from mjx_reach.realsense_sim import SoftwareCamera
+from mjx_reach.standins.realsense_sim import SoftwareCamera
 
 SPEED_MM_S = 200.0
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from mujoco import mjx
 
-from deploy.errors import ArmError, CameraError, DeployError
+from mjx_reach.contract import ArmError, CameraError, DeployError
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
 from mjx_reach import randomize, render
