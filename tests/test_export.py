@@ -125,9 +125,9 @@ def test_missing_or_damaged_runs_fail_in_one_line(trained_run, tmp_path, capsys,
 
 
 def test_default_run_is_the_latest_in_runs(tmp_path, monkeypatch):
-    runs = tmp_path / "runs"
-    (runs / "older").mkdir(parents=True)
-    (runs / "newer").mkdir()
-    os.utime(runs / "older", (1, 1))
+    root = tmp_path / "runs"
+    (root / "older").mkdir(parents=True)
+    (root / "newer").mkdir()
+    os.utime(root / "older", (1, 1))
     monkeypatch.chdir(tmp_path)
     assert runs.latest_run() == pathlib.Path("runs") / "newer"
