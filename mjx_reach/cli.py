@@ -1,6 +1,6 @@
 """Command-line plumbing shared by ``train.py`` and ``python -m mjx_reach.pretrain``: a typed
 argument dataclass whose ``config`` field is flattened into flags (``--agent.batch-size 64``) and
-whose defaults come from the ``--preset`` named on the command line."""
+whose defaults come from the ``--preset`` named on the command line, scaled to its ``--num-envs``."""
 
 from __future__ import annotations
 
@@ -13,34 +13,53 @@ from mjx_reach import config as config_lib
 Args = TypeVar("Args")
 
 
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value given to ``flag`` (e.g. ``--preset``) in ``argv``, or None when absent."""
+    for i, arg in enumerate(argv):
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 def preset_name(argv: list[str]) -> str:
     """The value of ``--preset`` in ``argv`` (``default`` when absent)."""
-    for i, arg in enumerate(argv):
-        if arg.startswith("--preset="):
-            return arg.split("=", 1)[1]
-        if arg == "--preset" and i + 1 < len(argv):
-            return argv[i + 1]
-    return "default"
+    return flag_value(argv, "--preset") or "default"
+
+
+def default_config(argv: list[str]) -> config_lib.Config:
+    """The ``--preset`` named in ``argv``, scaled to its ``--num-envs`` (``config.scale_to_num_envs``):
+    the defaults that the other flags then override."""
+    cfg = config_lib.preset(preset_name(argv))
+    num_envs = flag_value(argv, "--num-envs")
+    if num_envs is None:
+        return cfg
+    try:
+        return config_lib.scale_to_num_envs(cfg, int(num_envs))
+    except ValueError:
+        raise config_lib.ConfigError(f"num_envs: must be an integer, got {num_envs!r}") from None
 
 
 def parse(args_cls: type[Args], argv: list[str], description: str) -> Args:
-    """Parse ``argv`` into ``args_cls(config=..., preset=...)`` with the preset's values as defaults."""
+    """Parse ``argv`` into ``args_cls(config=..., preset=...)`` with the preset, scaled to
+    ``--num-envs``, as defaults."""
     import tyro
 
-    name = preset_name(argv)
-    return tyro.cli(args_cls, default=args_cls(config=config_lib.preset(name), preset=name), args=argv, description=description)
+    return tyro.cli(args_cls, default=args_cls(config=default_config(argv), preset=preset_name(argv)), args=argv, description=description)
 
 
 def run_main(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
     """Run ``body(argv)``; bad input (``ConfigError``, a missing dependency) or a failed run
     (``TrainingError``) becomes one line on stderr and exit status 2 or 1."""
     try:
-        from mjx_reach.training import TrainingError
-
         return body(sys.argv[1:] if argv is None else argv)
     except (config_lib.ConfigError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingError as e:
+    except Exception as e:
+        training = sys.modules.get("mjx_reach.training")  # only a run that imported it raises its errors
+        if training is None or not isinstance(e, training.TrainingError):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -26,6 +26,10 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from mjx_reach import preallocation
+
+preallocation.disable()
+
 import numpy as np
 
 from mjx_reach import cli, training

@@ -29,7 +29,7 @@ import orbax.checkpoint as ocp
 from flax import struct
 
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg, replay
+from mjx_reach import ddpg, memory, replay
 from mjx_reach.env import STATE_DIM, ReachEnv
 
 
@@ -256,6 +256,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total_env_steps))
     elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
         raise TrainingError(f"{out} already holds checkpoints: pass --resume to continue it or choose another --out")
+    memory.check_training(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.train.pretrain_encoder and not cfg.train.init_encoder and not resume:
         from mjx_reach import pretrain
