@@ -137,13 +137,13 @@ def eval_table(run_dirs: Sequence[str | os.PathLike]) -> tuple[dict, str]:
 
 
 def preset_config(name: str, total_steps: int | None, num_envs: int | None, seed: int | None) -> config_lib.Config:
-    """Preset ``name`` with the given overrides (None keeps the preset's value); ``ConfigError`` for
-    an unknown preset or an invalid result."""
+    """Preset ``name`` scaled to ``num_envs`` worlds (``config.scale_to_num_envs``) with the given
+    overrides (None keeps the preset's value); ``ConfigError`` for an unknown preset or an invalid result."""
     cfg = config_lib.preset(name)
+    if num_envs is not None:
+        cfg = config_lib.scale_to_num_envs(cfg, num_envs)
     if total_steps is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total_steps))
-    if num_envs is not None:
-        cfg = dataclasses.replace(cfg, num_envs=num_envs)
     if seed is not None:
         cfg = dataclasses.replace(cfg, seed=seed)
     return config_lib.validate(cfg)

@@ -128,3 +128,12 @@ def test_pretrain_refuses_a_huge_data_set(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: pretrain.dataset_images: ") and "GB free" in err and "\n" not in err
     assert not (tmp_path / "enc").exists()
+
+
+def test_compare_scales_its_presets_too():
+    from mjx_reach import compare
+
+    cfg = compare.preset_config("default", 1000, 1024, None)
+    scaled = config_lib.scale_to_num_envs(DEFAULT, 1024)
+    assert cfg.agent == scaled.agent and cfg.train.total_env_steps == 1000
+    assert cfg.train.replay_capacity == scaled.train.replay_capacity
