@@ -1,0 +1,42 @@
+"""Every entry point turns JAX's GPU preallocation off (as a default) before JAX is imported."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import pytest
+
+from mjx_reach import preallocation
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ENTRY_POINTS = ["train.py", "export.py", "mjx_reach/pretrain.py", "mjx_reach/compare.py", "mjx_reach/viz.py",
+                "benchmarks/env_throughput.py", "benchmarks/train_cpu.py"]
+# Anything that may import JAX: jax itself, or a project module other than the two JAX-free ones.
+JAX_IMPORT = re.compile(r"^\s*(import jax|from jax|import mjx_reach\.|from mjx_reach import (?!preallocation\b|cli\b|config as)|from mjx_reach\.)", re.M)
+
+
+def _code_before_jax(source: str) -> str:
+    match = JAX_IMPORT.search(source)
+    return source if match is None else source[: match.start()]
+
+
+@pytest.mark.parametrize("path", ENTRY_POINTS)
+def test_entry_point_disables_preallocation_before_jax(path):
+    assert "preallocation.disable()" in _code_before_jax((ROOT / path).read_text()), path
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebook_first_cell_disables_preallocation(path):
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert "preallocation.disable()" in _code_before_jax("".join(cells[0]["source"]))
+
+
+def test_disable_is_a_default_the_user_can_override(monkeypatch):
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    preallocation.disable()
+    assert preallocation.os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
+    preallocation.disable()
+    assert preallocation.os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
