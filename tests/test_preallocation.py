@@ -13,12 +13,21 @@ from mjx_reach import preallocation
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENTRY_POINTS = ["train.py", "export.py", "mjx_reach/pretrain.py", "mjx_reach/compare.py", "mjx_reach/viz.py",
                 "benchmarks/env_throughput.py", "benchmarks/train_cpu.py"]
-# Anything that may import JAX: jax itself, or a project module other than the two JAX-free ones.
-JAX_IMPORT = re.compile(r"^\s*(import jax|from jax|import mjx_reach\.|from mjx_reach import (?!preallocation\b|cli\b|config as)|from mjx_reach\.)", re.M)
+IMPORT = re.compile(r"^\s*(?:import (?P<module>[\w.]+)|from (?P<package>[\w.]+) import (?P<names>.+))$", re.M)
+JAX_FREE = {"preallocation", "cli", "config"}
+"""Project modules that import no JAX."""
+
+
+def _may_import_jax(match: re.Match) -> bool:
+    module = match["module"] or match["package"]
+    if module == "mjx_reach":
+        return not {name.split()[0] for name in match["names"].split(",")} <= JAX_FREE
+    return module.split(".")[0] in ("jax", "mjx_reach", "flax", "optax", "orbax")
 
 
 def _code_before_jax(source: str) -> str:
-    match = JAX_IMPORT.search(source)
+    """``source`` up to its first import that may import JAX."""
+    match = next((m for m in IMPORT.finditer(source) if _may_import_jax(m)), None)
     return source if match is None else source[: match.start()]
 
 
