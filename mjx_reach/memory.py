@@ -58,9 +58,9 @@ def free_bytes(device: jax.Device | None = None) -> int | None:
     """Free memory of ``device`` (default: JAX's first), bytes: ``bytes_limit - bytes_in_use`` of an
     accelerator, the host's ``MemAvailable`` for the CPU; None when unknown."""
     device = device or jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)) if "bytes_limit" in stats else None
     meminfo = pathlib.Path("/proc/meminfo")
     if not meminfo.exists():
         return None
