@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # Warp allocates outside XLA
+from mjx_reach import preallocation
+
+preallocation.disable()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,12 @@
 """Train the asymmetric DDPG reach policy from pixels.
 
     python train.py                           # CPU-sized default, finishes in minutes
-    python train.py --num-envs 4096 --preset best
+    python train.py --num-envs 4096           # one GPU: the defaults scale with --num-envs
+    python train.py --num-envs 4096 --print-config
     python train.py --resume --out runs/my_run
 
 Every config field is a flag (``--env.max-step-m 0.03``, ``--agent.batch-size 256``...); ``--preset``
-picks the starting values. The run folder gets config.json, checkpoints/, metrics.csv, tb/,
+picks the starting values and ``--num-envs`` scales them (``config.scale_to_num_envs``). The run folder gets config.json, checkpoints/, metrics.csv, tb/,
 eval.json and eval.mp4 (and encoder/ when the preset pretrains one).
 """
 
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import sys
 import time
 from typing import Annotated
 
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # Warp allocates outside XLA
+from mjx_reach import preallocation
+
+preallocation.disable()
 
 import tyro
 
@@ -40,6 +42,8 @@ class TrainArgs:
     """Shorthand for --train.total-env-steps."""
     init_encoder: str | None = None
     """Shorthand for --train.init-encoder: a pretrained encoder checkpoint folder."""
+    print_config: bool = False
+    """Print the resolved config as JSON and exit (nothing is trained)."""
 
 
 def resumed_run(argv: list[str]) -> pathlib.Path | None:
@@ -57,6 +61,9 @@ def train(argv: list[str]) -> int:
     base = None if resumed is None else runs.read_config(resumed, "--resume: ")
     args = cli.parse(TrainArgs, argv, __doc__, base=base)
     cfg = config_lib.validate(config_lib.override(args.config, total_env_steps=args.total_steps, init_encoder=args.init_encoder))
+    if args.print_config:
+        print(json.dumps(config_lib.to_dict(cfg), indent=2))
+        return 0
     from mjx_reach import training
 
     out = resumed or args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -15,6 +15,10 @@ import argparse
 import json
 import time
 
+from mjx_reach import preallocation
+
+preallocation.disable()
+
 import jax
 import jax.numpy as jnp
 

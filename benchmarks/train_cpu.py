@@ -22,6 +22,10 @@ import shlex
 import sys
 import time
 
+from mjx_reach import preallocation
+
+preallocation.disable()
+
 import numpy as np
 
 from mjx_reach import cli, compare, runs, training

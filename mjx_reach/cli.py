@@ -1,6 +1,6 @@
 """Command-line plumbing shared by ``train.py`` and ``python -m mjx_reach.pretrain``: a typed
 argument dataclass whose ``config`` field is flattened into flags (``--agent.batch-size 64``) and
-whose defaults come from the ``--preset`` named on the command line."""
+whose defaults come from the ``--preset`` named on the command line, scaled to its ``--num-envs``."""
 
 from __future__ import annotations
 
@@ -30,14 +30,26 @@ def preset_name(argv: list[str]) -> str:
     return flag_value(argv, "--preset") or "default"
 
 
+def default_config(argv: list[str]) -> config_lib.Config:
+    """The ``--preset`` named in ``argv``, scaled to its ``--num-envs`` (``config.scale_to_num_envs``):
+    the defaults that the other flags then override."""
+    cfg = config_lib.preset(preset_name(argv))
+    num_envs = flag_value(argv, "--num-envs")
+    if num_envs is None:
+        return cfg
+    try:
+        return config_lib.scale_to_num_envs(cfg, int(num_envs))
+    except ValueError:
+        raise config_lib.ConfigError(f"num_envs: must be an integer, got {num_envs!r}") from None
+
+
 def parse(args_cls: type[Args], argv: list[str], description: str, base: config_lib.Config | None = None) -> Args:
     """Parse ``argv`` into ``args_cls(config=..., preset=...)`` with the values of ``base`` (default:
-    the preset named in ``argv``) as defaults."""
+    the preset named in ``argv``, scaled to its ``--num-envs``) as defaults."""
     import tyro
 
-    name = preset_name(argv)
-    defaults = config_lib.preset(name) if base is None else base
-    return tyro.cli(args_cls, default=args_cls(config=defaults, preset=name), args=argv, description=description)
+    defaults = default_config(argv) if base is None else base
+    return tyro.cli(args_cls, default=args_cls(config=defaults, preset=preset_name(argv)), args=argv, description=description)
 
 
 def run_main(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:

@@ -24,6 +24,10 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from mjx_reach import preallocation
+
+preallocation.disable()
+
 import numpy as np
 
 from mjx_reach import cli, runs, training
@@ -120,9 +124,12 @@ def eval_table(run_dirs: Sequence[str | os.PathLike]) -> tuple[dict, str]:
 
 
 def preset_config(name: str, total_steps: int | None, num_envs: int | None, seed: int | None) -> config_lib.Config:
-    """Preset ``name`` with the given overrides (None keeps the preset's value); ``ConfigError`` for
-    an unknown preset or an invalid result."""
-    return config_lib.validate(config_lib.override(config_lib.preset(name), total_env_steps=total_steps, num_envs=num_envs, seed=seed))
+    """Preset ``name`` scaled to ``num_envs`` worlds (``config.scale_to_num_envs``) with the given
+    overrides (None keeps the preset's value); ``ConfigError`` for an unknown preset or an invalid result."""
+    cfg = config_lib.preset(name)
+    if num_envs is not None:
+        cfg = config_lib.scale_to_num_envs(cfg, num_envs)
+    return config_lib.validate(config_lib.override(cfg, total_env_steps=total_steps, seed=seed))
 
 
 def train_presets(configs: dict[str, config_lib.Config], out: pathlib.Path, progress: bool = True) -> list[pathlib.Path]:

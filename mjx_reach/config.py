@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from typing import Literal
 
@@ -268,6 +269,75 @@ bottleneck). All are sized for a 2-core CPU (16 envs; ``default`` ≈ 25 min); s
 ``--num-envs`` and the ``train.*`` flags on a GPU (README). ``quick``: a few-minute CPU run (the
 learning test and the tests that need a trained policy use it). ``smoke``: every stage in about
 a minute, too short to learn (the notebooks' small size)."""
+
+
+REPLAY_BUDGET_BYTES = 16 * 10**9
+"""Replay memory ``scale_to_num_envs`` sizes for, bytes (16 GB: with the render buffers and the
+networks it keeps a 4096-world run well inside 30 GB of an 80 GB GPU)."""
+PRETRAIN_BUDGET_BYTES = 2 * 10**9
+"""Memory of the pretraining image set ``scale_to_num_envs`` sizes for, bytes."""
+TRANSITION_FLOAT_BYTES = 128
+"""Upper bound on a replay transition's non-image bytes (goal, state, action, reward, done:
+109 B at ``STATE_DIM`` 20; ``replay.nbytes`` has the exact figure)."""
+GPU_SIZED_WORLDS = 256
+"""From this many worlds on a run is taken to be on a GPU: rolled update scans, long chunks."""
+SAMPLES_PER_ENV_STEP = 4
+"""Scaled replay ratio: transitions sampled by updates (updates x batch) per env step collected."""
+LEARNING_STARTS_STEPS_PER_WORLD = 10
+"""Random-action env steps of every world before the updates begin (scaled)."""
+CHUNK_ENV_STEPS = 32_768
+"""Env steps (summed over worlds) per jitted chunk at GPU sizes."""
+PRETRAIN_STEPS_PER_WORLD = 16
+"""Rendered steps of every world in the scaled pretraining image set."""
+
+
+def scale_to_num_envs(cfg: Config, num_envs: int) -> Config:
+    """``cfg`` (a preset, sized for ``cfg.num_envs`` worlds) resized for ``num_envs`` worlds.
+
+    At or below the preset's world count only ``num_envs`` changes, so ``python train.py`` is the
+    preset itself. Above it, with N = ``num_envs``, h x w x c the policy image, s = the preset's
+    steps per world (``total_env_steps / num_envs``; 3,000 for ``default``), every field below is
+    the larger of the preset's value and:
+
+    - ``train.total_env_steps`` = N · s: every world runs as many steps (episodes) as in the preset.
+    - ``agent.batch_size`` = 64 · 2^⌊log2(N/16)/2⌋, at most 1024: doubles per 4x the worlds
+      (64 at 16 worlds, 512 at 1024, 1024 at 4096).
+    - ``train.updates_per_iteration`` = ⌈4 · N / batch⌉ (``SAMPLES_PER_ENV_STEP``): updates sample 4
+      transitions per env step collected (the 16-world preset samples 16: 4 updates x 64 / 16).
+    - ``train.replay_capacity`` = whole env steps of N worlds within ``REPLAY_BUDGET_BYTES``
+      (16 GB at h·w·c + 128 B per transition: 21.3 KB at 84x84x3, so 751k transitions, 183 steps
+      of 4096 worlds), and no more than the run's steps.
+    - ``train.learning_starts`` = 10 · N: a few random steps of every world.
+    - ``train.eval_envs`` = N: held-out evaluation on as many worlds as training.
+    - From ``GPU_SIZED_WORLDS`` (256) worlds on: ``train.unroll_updates`` = False (rolled scans
+      compile in constant time; only XLA:CPU needs them unrolled) and
+      ``train.iterations_per_chunk`` = ⌈32,768 / N⌉ (8 at 4096 worlds), at most the run's iterations.
+    - ``pretrain.dataset_images`` = 16 · N (16 rendered steps of every world), within
+      ``PRETRAIN_BUDGET_BYTES`` (2 GB: 94k images at 84x84x3); ``pretrain.updates`` keeps the
+      preset's passes over the data set (updates · batch / images: 24 for ``default``).
+    """
+    if num_envs <= cfg.num_envs:
+        return dataclasses.replace(cfg, num_envs=num_envs)
+    n, train, agent, pre = num_envs, cfg.train, cfg.agent, cfg.pretrain
+    h, w, c = image_shape(cfg.env)
+    total = max(train.total_env_steps, n * (train.total_env_steps // cfg.num_envs))
+    batch = max(agent.batch_size, min(1024, 64 << (max(0, (n // 16).bit_length() - 1) // 2)))
+    replay_rows = min(REPLAY_BUDGET_BYTES // (n * (h * w * c + TRANSITION_FLOAT_BYTES)), -(-total // n))
+    train_fields = {
+        "total_env_steps": total,
+        "replay_capacity": max(train.replay_capacity, max(2, replay_rows) * n),
+        "updates_per_iteration": max(train.updates_per_iteration, -(-SAMPLES_PER_ENV_STEP * n // batch)),
+        "learning_starts": max(train.learning_starts, LEARNING_STARTS_STEPS_PER_WORLD * n),
+        "eval_envs": max(train.eval_envs, n),
+    }
+    if n >= GPU_SIZED_WORLDS:
+        iterations = min(-(-CHUNK_ENV_STEPS // n), -(-total // n))
+        train_fields |= {"unroll_updates": False, "iterations_per_chunk": max(train.iterations_per_chunk, iterations)}
+    images = max(pre.dataset_images, min(PRETRAIN_STEPS_PER_WORLD * n, PRETRAIN_BUDGET_BYTES // (h * w * c)) // n * n)
+    passes = pre.updates * pre.batch_size / pre.dataset_images
+    updates = max(pre.updates, math.ceil(passes * images / pre.batch_size / pre.updates_per_call) * pre.updates_per_call)
+    scaled = _with(cfg, agent={"batch_size": batch}, train=train_fields, pretrain={"dataset_images": images, "updates": updates})
+    return dataclasses.replace(scaled, num_envs=n)
 
 
 def preset(name: str) -> Config:

@@ -23,6 +23,10 @@ import pathlib
 import sys
 from typing import Annotated
 
+from mjx_reach import preallocation
+
+preallocation.disable()
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +34,7 @@ import optax
 import tyro
 from flax import nnx
 
-from mjx_reach import cli, ddpg, runs
+from mjx_reach import cli, ddpg, memory, runs
 from mjx_reach import config as config_lib
 from mjx_reach.env import ReachEnv
 from mjx_reach.evaluate import HELD_OUT_OFFSET
@@ -63,12 +67,41 @@ def ee_errors(encoder_fn, params, images, ee, batch: int = 256) -> np.ndarray:
     return np.concatenate(errors)
 
 
+def make_fit_chunk(graphdef, consts, optimizer: optax.GradientTransformation, pcfg: config_lib.PretrainConfig, unroll: bool):
+    """Jitted ``chunk(params, opt_state, key, images, ee) -> (params, opt_state, mean loss)``:
+    ``pcfg.updates_per_call`` updates of the encoder ``nnx.merge(graphdef, params, consts)`` on
+    batches drawn from ``images`` (M, H, W, C) uint8 and ``ee`` (M, 3) metres. The data set is an
+    argument, so it is never compiled into the program as a constant."""
+
+    def update(carry, key, images, ee):
+        params, opt_state = carry
+        idx = jax.random.randint(key, (pcfg.batch_size,), 0, images.shape[0])
+
+        def loss_fn(p):
+            encoder = nnx.merge(graphdef, p, consts)
+            return jnp.mean(ddpg.bottleneck_error(encoder, encoder(images[idx]), ee[idx]))
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    @jax.jit
+    def chunk(params, opt_state, key, images, ee):
+        keys = jax.random.split(key, pcfg.updates_per_call)
+        step = lambda carry, k: update(carry, k, images, ee)
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), keys, unroll=unroll)
+        return params, opt_state, jnp.mean(losses)
+
+    return chunk
+
+
 def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -> dict:
     """Fit an encoder for ``cfg`` (``cfg.pretrain``; ``cfg.num_envs`` worlds render the data) and
     save it under ``out/encoder``; returns the held-out ee error summary (metres)."""
     from tqdm import tqdm
 
     cfg = config_lib.validate(cfg)
+    memory.check_pretrain(cfg)
     pcfg = cfg.pretrain
     out = pathlib.Path(out)
     target = (out / "encoder").resolve()
@@ -86,30 +119,12 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
     graphdef, params, consts = nnx.split(encoder, nnx.Param, ...)
     encode = jax.jit(lambda p, x: nnx.merge(graphdef, p, consts)(x))
     optimizer = optax.adam(pcfg.learning_rate)
-
-    def update(carry, key):
-        params, opt_state = carry
-        idx = jax.random.randint(key, (pcfg.batch_size,), 0, images.shape[0])
-
-        def loss_fn(p):
-            encoder = nnx.merge(graphdef, p, consts)
-            return jnp.mean(ddpg.bottleneck_error(encoder, encoder(images[idx]), ee[idx]))
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    @jax.jit
-    def chunk(params, opt_state, key):
-        keys = jax.random.split(key, pcfg.updates_per_call)
-        (params, opt_state), losses = jax.lax.scan(update, (params, opt_state), keys, unroll=cfg.train.unroll_updates)
-        return params, opt_state, jnp.mean(losses)
-
+    chunk = make_fit_chunk(graphdef, consts, optimizer, pcfg, cfg.train.unroll_updates)
     opt_state, key, curve = optimizer.init(params), jax.random.PRNGKey(cfg.seed + 1), []
     calls = math.ceil(pcfg.updates / pcfg.updates_per_call)
     for i in tqdm(range(calls), desc="pretrain", unit="call", disable=not progress):
         key, k = jax.random.split(key)
-        params, opt_state, loss = chunk(params, opt_state, k)
+        params, opt_state, loss = chunk(params, opt_state, k, images, ee)
         curve.append({"updates": (i + 1) * pcfg.updates_per_call, "bottleneck_loss": float(loss)})
         if not math.isfinite(curve[-1]["bottleneck_loss"]):
             raise runs.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")

@@ -24,7 +24,7 @@ import numpy as np
 from flax import struct
 
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg, replay, runs
+from mjx_reach import ddpg, memory, replay, runs
 from mjx_reach.env import STATE_DIM, ReachEnv
 from mjx_reach.runs import TrainingError
 
@@ -153,6 +153,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, total_env_steps=total))
     elif (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
         raise TrainingError(f"{out} already holds checkpoints: pass --resume to continue it or choose another --out")
+    memory.check_training(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.train.pretrain_encoder and not cfg.train.init_encoder and not resume:
         from mjx_reach import pretrain

@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 
 import imageio.v3 as iio
+from mjx_reach import preallocation
+
+preallocation.disable()
+
 import jax
 import numpy as np
 
