@@ -25,7 +25,7 @@ preallocation.disable()
 
 import tyro
 
-from mjx_reach import cli, runs
+from mjx_reach import cli
 from mjx_reach import config as config_lib
 
 
@@ -46,27 +46,29 @@ class TrainArgs:
     """Print the resolved config as JSON and exit (nothing is trained)."""
 
 
-def resumed_run(argv: list[str]) -> pathlib.Path | None:
+def resumed_run(argv: list[str]) -> tuple[pathlib.Path, config_lib.Config] | None:
     """With ``--resume`` in ``argv``: the run folder it continues (``--out``, else the latest in
-    runs/); else None."""
+    runs/) and that run's saved config; else None."""
     if "--resume" not in argv:
         return None
+    from mjx_reach import runs  # imports JAX: only when resuming
+
     out = cli.flag_value(argv, "--out")
-    return pathlib.Path(out) if out else runs.latest_run()
+    out = pathlib.Path(out) if out else runs.latest_run()
+    return out, runs.read_config(out, "--resume: ")
 
 
 def train(argv: list[str]) -> int:
     resumed = resumed_run(argv)
     # A resumed run's defaults are its saved config: --total-steps may extend it.
-    base = None if resumed is None else runs.read_config(resumed, "--resume: ")
-    args = cli.parse(TrainArgs, argv, __doc__, base=base)
+    args = cli.parse(TrainArgs, argv, __doc__, base=resumed[1] if resumed else None)
     cfg = config_lib.validate(config_lib.override(args.config, total_env_steps=args.total_steps, init_encoder=args.init_encoder))
     if args.print_config:
         print(json.dumps(config_lib.to_dict(cfg), indent=2))
         return 0
     from mjx_reach import training
 
-    out = resumed or args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = resumed[0] if resumed else args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = training.run(cfg, out, resume=resumed is not None)
     print(json.dumps(result, indent=2))
     print(f"run folder: {out}")

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mjx_reach import config as config_lib
-from mjx_reach.runs import TrainingError
 
 Args = TypeVar("Args")
 
@@ -60,6 +59,11 @@ def run_main(body: Callable[[list[str]], int], argv: list[str] | None = None) ->
     except (config_lib.ConfigError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingError as e:
+    except Exception as e:
+        # Only a run that imported mjx_reach.runs can raise its TrainingError; importing it here would
+        # import JAX for --help and --print-config.
+        runs = sys.modules.get("mjx_reach.runs")
+        if runs is None or not isinstance(e, runs.TrainingError):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 1
