@@ -53,7 +53,7 @@ FULL = {"env_worlds": [1024, 4096, 8192], "env_steps": 20, "repeats": 5, "update
         "updates": 50, "train_envs": 4096, "train_steps": 20_000_000, "time_cap_s": 1800.0}
 """Sizes on a GPU (the training stops at the target well before ``train_steps`` or the cap)."""
 QUICK = {"env_worlds": [16, 64], "env_steps": 5, "repeats": 2, "update_batches": [16, 32, 64], "updates": 5,
-         "train_envs": 16, "train_steps": 800, "time_cap_s": 300.0}
+         "train_envs": 16, "train_steps": 480, "time_cap_s": 300.0}
 """Sizes of ``--quick`` (a 2-core CPU)."""
 KILL_GRACE_S = 300.0
 """After the cap's SIGTERM, the training may take this long to checkpoint before it is killed."""
