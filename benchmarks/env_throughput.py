@@ -6,7 +6,10 @@ Each measurement jits ``lax.scan(vmap(step))`` over ``--steps`` control steps, c
 compile (reported as ``compile_s``: first call minus one steady-state call), then times
 ``--repeats`` further calls. ``physics`` is the arm motion alone (IK + kinematics, or IK + physics
 substeps in ``dynamic`` mode); ``physics+render+dr`` is the full ``ReachEnv.step`` (auto-reset,
-randomized rendering, pixel noise).
+randomized rendering, pixel noise). ``--json`` writes ``{"device", "peak_device_bytes", "results":
+[{"num_envs", "mode", "control_mode", "env_steps_per_s", "compile_s"}]}`` (``peak_device_bytes``:
+JAX's ``memory_stats()`` ``peak_bytes_in_use`` where the backend reports it, else null; Warp's
+render buffers are allocated outside JAX and not in it).
 """
 
 from __future__ import annotations
@@ -76,13 +79,14 @@ def main() -> None:
     cfg = config_lib.Config(env=config_lib.EnvConfig(control_mode=args.control_mode), randomization=base.randomization)
     device = str(jax.devices()[0].device_kind)
     results = [r for n in args.num_envs for r in benchmark(n, cfg, args.steps, args.repeats)]
+    stats = jax.devices()[0].memory_stats() or {}
     print(f"device: {device}")
     print(f"{'num_envs':>8}  {'mode':<18} {'control':<9} {'env-steps/s':>12}  {'compile s':>9}")
     for r in results:
         print(f"{r['num_envs']:>8}  {r['mode']:<18} {r['control_mode']:<9} {r['env_steps_per_s']:>12,.0f}  {r['compile_s']:>9.1f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device, "results": results}, f, indent=2)
+            json.dump({"device": device, "peak_device_bytes": stats.get("peak_bytes_in_use"), "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

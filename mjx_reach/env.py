@@ -14,9 +14,18 @@ velocities (7, rad/s). An action in [-1, 1]^3 moves the end-effector target by u
 ``max_step_m`` per axis; the target is clipped to the workspace box and reached by DLS IK with the
 gripper pointing down. Episodes end at the time limit only (``done`` marks the last step; the
 returned state already holds the next episode's first observation, Brax-style auto-reset).
+
+Envs share their heavy host-side parts: the compiled model, the initial-pose bank and each Warp
+render context (with its BVH) are built once per process for a given world (``cfg.env`` without
+the fields in ``STEP_ONLY_FIELDS``, ``cfg.randomization``'s shadows, ``cfg.seed``) and world count,
+so training, held-out evaluation and encoder pretraining (which changes only ``episode_steps`` and
+``max_step_m``) render through one context when their ``num_envs`` agree.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +35,16 @@ from mujoco import mjx
 
 from mjx_reach import ik, randomize, render
 from mjx_reach import scene as scene_lib
-from mjx_reach.config import Config, gripper_visibility, image_shape, validate
+from mjx_reach.config import Config, EnvConfig, gripper_visibility, image_shape, validate
 
 STATE_DIM = 20
 OVERVIEW_HW = (240, 320)
 _POSE_BANK_SIZE = 256
+_CACHED_WORLDS = 8
+"""Models, pose banks and render contexts kept for reuse (least recently used ones are dropped)."""
+STEP_ONLY_FIELDS = ("episode_steps", "max_step_m", "reward", "success_threshold_m", "report_threshold_m", "ik_iterations", "ik_damping")
+"""``EnvConfig`` fields used only by the in-graph step logic: envs that differ only in them share
+the model, the pose bank and the render contexts."""
 
 
 @struct.dataclass
@@ -64,26 +78,17 @@ class ReachEnv:
         self.cfg = validate(cfg)
         self.env_cfg, self.dr_cfg = cfg.env, cfg.randomization
         self.num_envs = num_envs
-        self.scene = scene_lib.build_scene(cfg.env)
-        mjm = self.scene.mj_model
-        self.mx = mjx.put_model(mjm, impl="warp")
-        self._data0 = mjx.make_data(mjm, impl="warp")
+        world = world_config(cfg.env)
+        self.scene, self.mx, self._data0 = _model(world)
         self._nominal = randomize.nominal(self.scene)
         self.workspace_low = jnp.asarray(cfg.env.workspace_low, jnp.float32)
         self.workspace_high = jnp.asarray(cfg.env.workspace_high, jnp.float32)
-        _, home_xmat = scene_lib.tcp_pose(mjm, scene_lib.HOME_QPOS)
+        _, home_xmat = scene_lib.tcp_pose(self.scene.mj_model, scene_lib.HOME_QPOS)
         self._tcp_xmat = jnp.asarray(home_xmat, jnp.float32)
-        self._pose_bank = jnp.asarray(self._initial_pose_bank(), jnp.float32)
-        depth = cfg.env.depth_range_m if cfg.env.depth else None
-        self.camera = render.Camera(
-            mjm, num_envs, self.scene.policy_cameras, cfg.env.image_size, scene_lib.POLICY_GROUPS,
-            depth_range_m=depth, shadows=cfg.randomization.enabled and cfg.randomization.shadow_prob > 0,
-        )
-        self.overview = None
-        if overview:
-            self.overview = render.Camera(
-                mjm, num_envs, [self.scene.overview_camera], OVERVIEW_HW, scene_lib.POLICY_GROUPS + (scene_lib.MARKER_GROUP,)
-            )
+        self._pose_bank = _pose_bank(world, cfg.seed)
+        shadows = cfg.randomization.enabled and cfg.randomization.shadow_prob > 0
+        self.camera = _render_context(world, num_envs, "policy", shadows)
+        self.overview = _render_context(world, num_envs, "overview", False) if overview else None
         self._substeps = round(cfg.env.control_dt_s / cfg.env.physics_dt_s)
 
     @property
@@ -91,22 +96,6 @@ class ReachEnv:
         return image_shape(self.env_cfg)
 
     # --- episode start -------------------------------------------------------------------------
-    def _initial_pose_bank(self) -> np.ndarray:
-        """Joint configurations (K, 7) around home whose gripper is in the workspace box and in view."""
-        env, mjm = self.env_cfg, self.scene.mj_model
-        rng = np.random.default_rng(self.cfg.seed)
-        home = np.asarray(scene_lib.HOME_QPOS)
-        bank = [home]
-        for _ in range(100 * _POSE_BANK_SIZE):
-            if len(bank) == _POSE_BANK_SIZE:
-                break
-            q = np.clip(home + rng.uniform(-1, 1, 7) * env.init_joint_noise_rad, mjm.jnt_range[:, 0], mjm.jnt_range[:, 1])
-            tcp, _ = scene_lib.tcp_pose(mjm, q)
-            in_box = np.all(tcp >= env.workspace_low) and np.all(tcp <= env.workspace_high)
-            if in_box and gripper_visibility(env, env.camera, tcp)[2].all():
-                bank.append(q)
-        return np.stack(bank)
-
     def _episode_start(self, key: jax.Array):
         """Initial joint angles (7,), goal (3,) and domain parameters of a new episode."""
         k_pose, k_goal, k_domain = jax.random.split(key, 3)
@@ -195,3 +184,55 @@ class ReachEnv:
             "success": distance < self.env_cfg.success_threshold_m,
             "success_loose": distance < self.env_cfg.report_threshold_m,
         }
+
+
+# --- shared host-side parts ----------------------------------------------------------------------
+def world_config(env: EnvConfig) -> EnvConfig:
+    """``env`` with the ``STEP_ONLY_FIELDS`` at their defaults: the key of the shared parts."""
+    defaults = EnvConfig()
+    return dataclasses.replace(env, **{name: getattr(defaults, name) for name in STEP_ONLY_FIELDS})
+
+
+def release_shared() -> None:
+    """Forget the shared models, pose banks and render contexts: envs built later build fresh ones
+    (existing envs keep theirs). Frees their memory in a long-lived process once its envs are gone."""
+    for cache in (_render_context, _pose_bank, _model):
+        cache.cache_clear()
+
+
+@functools.lru_cache(maxsize=_CACHED_WORLDS)
+def _model(world: EnvConfig) -> tuple[scene_lib.Scene, mjx.Model, mjx.Data]:
+    """The scene, its MJX-Warp model and an initial ``Data`` for ``world``."""
+    scene = scene_lib.build_scene(world)
+    return scene, mjx.put_model(scene.mj_model, impl="warp"), mjx.make_data(scene.mj_model, impl="warp")
+
+
+@functools.lru_cache(maxsize=_CACHED_WORLDS)
+def _pose_bank(world: EnvConfig, seed: int) -> jax.Array:
+    """Joint configurations (K, 7) around home whose gripper is in the workspace box and in view."""
+    mjm = _model(world)[0].mj_model
+    rng = np.random.default_rng(seed)
+    home = np.asarray(scene_lib.HOME_QPOS)
+    bank = [home]
+    for _ in range(100 * _POSE_BANK_SIZE):
+        if len(bank) == _POSE_BANK_SIZE:
+            break
+        q = np.clip(home + rng.uniform(-1, 1, 7) * world.init_joint_noise_rad, mjm.jnt_range[:, 0], mjm.jnt_range[:, 1])
+        tcp, _ = scene_lib.tcp_pose(mjm, q)
+        in_box = np.all(tcp >= world.workspace_low) and np.all(tcp <= world.workspace_high)
+        if in_box and gripper_visibility(world, world.camera, tcp)[2].all():
+            bank.append(q)
+    return jnp.asarray(np.stack(bank), jnp.float32)
+
+
+@functools.lru_cache(maxsize=_CACHED_WORLDS)
+def _render_context(world: EnvConfig, num_envs: int, view: str, shadows: bool) -> render.Camera:
+    """The ``policy`` camera(s) or the ``overview`` camera (with the goal marker) of ``world``,
+    rendering ``num_envs`` worlds."""
+    scene = _model(world)[0]
+    if view == "overview":
+        return render.Camera(scene.mj_model, num_envs, [scene.overview_camera], OVERVIEW_HW,
+                             scene_lib.POLICY_GROUPS + (scene_lib.MARKER_GROUP,))
+    depth = world.depth_range_m if world.depth else None
+    return render.Camera(scene.mj_model, num_envs, scene.policy_cameras, world.image_size, scene_lib.POLICY_GROUPS,
+                         depth_range_m=depth, shadows=shadows)

@@ -3,7 +3,9 @@
 One *iteration* steps all ``num_envs`` worlds once with the exploring actor, writes the step to
 the replay ring and runs ``updates_per_iteration`` DDPG updates; ``lax.scan`` runs
 ``iterations_per_chunk`` of them per jitted call. Between chunks the host logs (CSV +
-TensorBoard), checkpoints (orbax, atomic), checks for NaN/inf and for Ctrl-C/SIGTERM.
+TensorBoard), checkpoints (orbax, atomic), checks for NaN/inf and for Ctrl-C/SIGTERM, and every
+``train.eval_every_chunks`` chunks (and after the last) evaluates the policy on held-out episodes
+(``evaluate.Evaluator``: one jitted rollout taking the parameters as an argument).
 
 Run folder: ``config.json`` (resolved config), ``checkpoints/`` (orbax), ``metrics.csv``, ``tb/``,
 ``eval.json``, ``eval.mp4``.
@@ -128,6 +130,18 @@ def summarize(metrics: dict) -> dict:
     return out
 
 
+EVAL_COLUMNS = {"eval_success_2cm": "success_2cm", "eval_success_5cm": "success_5cm",
+                "eval_final_distance_m": "mean_final_distance_m", "eval_ee_error_m": "encoder_ee_error_m"}
+"""``metrics.csv`` column → ``evaluate.Evaluator`` field, on the rows of chunks after which the
+held-out evaluation ran."""
+
+
+def time_to_success(rows: list[dict], target: float) -> float | None:
+    """``wall_s`` of the first ``metrics.csv`` row (dicts of strings) whose held-out success@2 cm
+    (``eval_success_2cm``) is at least ``target``; None when none is."""
+    return next((float(r["wall_s"]) for r in rows if r.get("eval_success_2cm") and float(r["eval_success_2cm"]) >= target), None)
+
+
 def _without_big_replay(trainer: Trainer):
     """What a checkpoint holds of a ``TrainState``: all of it, or without the replay (``replay=None``)
     when the replay is bigger than ``train.replay_in_checkpoint_max_gb``."""
@@ -137,9 +151,11 @@ def _without_big_replay(trainer: Trainer):
 
 
 def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train ``cfg`` into run folder ``out``; returns the final evaluation. With ``resume`` the run
+    """Train ``cfg`` into run folder ``out``; returns the final evaluation (``eval.json``: the last
+    held-out evaluation, ``target_success`` and ``time_to_success_2cm_s``). With ``resume`` the run
     continues from its last checkpoint under its saved config, except ``train.total_env_steps``,
-    which ``cfg`` sets (so a resume can extend a run). Raises ``TrainingError`` with a one-line
+    which ``cfg`` sets (so a resume can extend a run). Stops early once held-out success reaches
+    ``train.target_success`` when ``train.stop_at_target``. Raises ``TrainingError`` with a one-line
     message on failure."""
     from tensorboardX import SummaryWriter
     from tqdm import tqdm  # host-only dependency
@@ -168,6 +184,8 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     checkpoints = runs.Checkpoints(out, strip=_without_big_replay(trainer))
     if resume:
         ts = checkpoints.restore_latest(ts)
+
+    evaluator = evaluate.Evaluator(cfg, evaluate.agent_policy(trainer.agent))
     metrics_log = runs.MetricsLog(out, resume_from_step=int(ts.env_steps) if resume else None)
     wall_offset = metrics_log.wall_s
     writer = SummaryWriter(str(out / "tb"))
@@ -180,9 +198,9 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     total = cfg.train.total_env_steps
     per_chunk = cfg.num_envs * cfg.train.iterations_per_chunk
     bar = tqdm(total=total, initial=int(ts.env_steps), unit="step", disable=not progress, dynamic_ncols=True)
-    chunk, run_start = 0, time.perf_counter()
+    chunk, run_start, last_eval, reached = 0, time.perf_counter(), None, False
     try:
-        while int(ts.env_steps) < total and stop["signal"] is None:
+        while int(ts.env_steps) < total and stop["signal"] is None and not reached:
             start = time.perf_counter()
             ts, metrics = trainer._run_chunk(ts)
             summary = summarize(metrics)
@@ -191,7 +209,12 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             bad = [k for k, v in summary.items() if not math.isfinite(v)]
             if bad:
                 raise TrainingError(f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {checkpoints.directory}")
-            summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed, "wall_s": wall_offset + time.perf_counter() - run_start}
+            summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed}
+            if env_steps >= total or (env_steps // per_chunk) % cfg.train.eval_every_chunks == 0:
+                last_eval = evaluator(ts.agent.params) | {"env_steps": env_steps}
+                summary |= {column: last_eval[field] for column, field in EVAL_COLUMNS.items()}
+                reached = cfg.train.stop_at_target and last_eval["success_2cm"] >= cfg.train.target_success
+            summary["wall_s"] = wall_offset + time.perf_counter() - run_start
             metrics_log.append(summary)
             for k, v in summary.items():
                 writer.add_scalar(k, v, env_steps)
@@ -208,6 +231,11 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             signal.signal(sig, handler)
     if stop["signal"] is not None:
         raise TrainingError(f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume")
-    result = evaluate.evaluate(cfg, evaluate.agent_policy(trainer.agent, ts.agent.params), out)
+    if last_eval is None or last_eval["env_steps"] != int(ts.env_steps):  # a resume of a finished run
+        last_eval = evaluator(ts.agent.params) | {"env_steps": int(ts.env_steps)}
+    if cfg.train.video_envs > 0:
+        evaluate.write_video(cfg, evaluator.act, ts.agent.params, out / "eval.mp4")
+    result = last_eval | {"target_success": cfg.train.target_success,
+                          "time_to_success_2cm_s": time_to_success(metrics_log.rows, cfg.train.target_success)}
     runs.atomic_write(out / "eval.json", json.dumps(result, indent=2))
     return result
