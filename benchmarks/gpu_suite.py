@@ -3,7 +3,8 @@
     python benchmarks/gpu_suite.py                      # on a GPU: the issue's sizes
     python benchmarks/gpu_suite.py --quick              # a dry run on a CPU (under 10 minutes on 2 cores)
 
-Measurements (each a subprocess with ``XLA_PYTHON_CLIENT_PREALLOCATE=false``):
+Measurements (each a subprocess with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` and JAX's persistent
+compilation cache off, so compile times are a first run's; Warp's kernel cache is kept):
 
 * ``env``: ``benchmarks/env_throughput.py`` per world count (``--env-worlds``, default 1024 4096
   8192): env-steps/s of physics alone and of physics+render+DR, with compile seconds.
@@ -80,7 +81,7 @@ def measure(name: str, cmd: list[str], log: pathlib.Path, poll_s: float, cap_s: 
     """Run ``cmd`` (output to ``log``); returns ``wall_s``, ``capped`` (sent SIGTERM at ``cap_s``),
     ``host_peak_rss_bytes`` and ``gpu_used_peak_bytes``. A non-zero exit (other than after the
     cap) is a ``SuiteError`` naming ``name`` and the log."""
-    env = os.environ | {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    env = os.environ | {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "JAX_ENABLE_COMPILATION_CACHE": "false"}
     gpu_peak, capped, start = None, False, time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
