@@ -68,22 +68,23 @@ class Agent:
             lambda p: jax.tree_util.tree_map_with_path(lambda path, _: path[0].key, p),
         )
 
-    def init(self, params=None) -> AgentState:
+    def init(self, params: nnx.State | None = None) -> AgentState:
         """Fresh optimizer and targets for ``params`` (default: the random initialisation)."""
         params = self._params0 if params is None else params
         targets = jax.tree.map(jnp.copy, params)  # separate buffers: the train step donates both
         return AgentState(params, targets, self.optimizer.init(params), jnp.zeros((), jnp.int32))
 
-    def nets(self, params) -> Networks:
+    def nets(self, params: nnx.State) -> Networks:
         return nnx.merge(self.graphdef, params, self.consts)
 
-    def act(self, params, obs: dict) -> tuple[jax.Array, jax.Array]:
+    def act(self, params: nnx.State, obs: dict) -> tuple[jax.Array, jax.Array]:
         """Deterministic action (B, 3) and predicted ee (B, 3) for a batch of observations."""
         nets = self.nets(params)
         ee_pred = nets.encoder(obs["image"])
         return nets.actor(ee_pred, obs["goal"]), ee_pred
 
-    def losses(self, params, target_params, batch: dict, key: jax.Array):
+    def losses(self, params: nnx.State, target_params: nnx.State, batch: dict,
+               key: jax.Array) -> tuple[jax.Array, jax.Array, dict]:
         """(critic_loss, policy_loss, info) on a batch from ``replay.sample``. ``policy_loss`` is the
         actor loss plus the weighted bottleneck loss; masked means over ``batch['valid']``."""
         cfg = self.cfg

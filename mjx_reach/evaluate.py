@@ -8,29 +8,34 @@ noise). Success is measured at the end of each episode (the arm must *stay* at t
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from mjx_reach import config as config_lib
+from mjx_reach import ddpg
 from mjx_reach.env import ReachEnv
 
 HELD_OUT_OFFSET = 1_000_003
+Act = Callable[[nnx.State | None, dict, jax.Array], tuple[jax.Array, jax.Array]]
+"""A policy: ``act(params, obs, key) -> (action (N, 3) in [-1, 1], ee_pred (N, 3) m)``."""
 
 
-def agent_policy(agent):
+def agent_policy(agent: ddpg.Agent) -> Act:
     """The deterministic policy of ``agent`` as ``act(params, obs, key) -> (action, ee_pred)``."""
     return lambda params, obs, key: agent.act(params, obs)
 
 
-def random_policy(params, obs, key):
+def random_policy(params: nnx.State | None, obs: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Uniform random actions in [-1, 1]³: the baseline policy (no parameters and no encoder:
     ``ee_pred`` is 0)."""
     return jax.random.uniform(key, obs["goal"].shape, minval=-1.0, maxval=1.0), jnp.zeros_like(obs["goal"])
 
 
-def rollout(env: ReachEnv, act, params, key: jax.Array, with_video: bool = False):
+def rollout(env: ReachEnv, act: Act, params: nnx.State | None, key: jax.Array, with_video: bool = False) -> tuple:
     """One episode in each of ``env.num_envs`` worlds with ``act(params, obs, key) -> (action, ee_pred)``.
 
     Returns (final metrics dict of (N,) arrays, ee error (T, N) metres, frames or None): frames are
@@ -89,7 +94,7 @@ class Evaluator:
         }
 
 
-def evaluate(cfg: config_lib.Config, act, params=None, out: pathlib.Path | None = None) -> dict:
+def evaluate(cfg: config_lib.Config, act: Act, params: nnx.State | None = None, out: pathlib.Path | None = None) -> dict:
     """Success at ``env.success_threshold_m`` (``success_2cm``) and ``env.report_threshold_m``
     (``success_5cm``; 2 and 5 cm by default), mean final distance and encoder ee error (metres) of
     policy ``act`` (see ``rollout``) with ``params`` on held-out seeds; writes ``eval.mp4`` into
@@ -100,7 +105,7 @@ def evaluate(cfg: config_lib.Config, act, params=None, out: pathlib.Path | None 
     return result
 
 
-def write_video(cfg: config_lib.Config, act, params, path: pathlib.Path) -> None:
+def write_video(cfg: config_lib.Config, act: Act, params: nnx.State | None, path: pathlib.Path) -> None:
     """An mp4 of ``cfg.train.video_envs`` held-out episodes of ``act`` with ``params``: policy camera
     (upscaled) beside the third-person view with the goal marker, episodes one after another."""
     import imageio.v3 as iio

@@ -21,6 +21,7 @@ import json
 import math
 import pathlib
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 from mjx_reach import preallocation
@@ -36,11 +37,11 @@ from flax import nnx
 
 from mjx_reach import cli, ddpg, memory, runs
 from mjx_reach import config as config_lib
-from mjx_reach.env import ReachEnv
+from mjx_reach.env import ReachEnv, State
 from mjx_reach.evaluate import HELD_OUT_OFFSET
 
 
-def scripted_action(state, max_step_m: float, noise: float, key: jax.Array) -> jax.Array:
+def scripted_action(state: State, max_step_m: float, noise: float, key: jax.Array) -> jax.Array:
     """(N, 3) action in [-1, 1] moving each world's commanded target towards its goal, plus noise."""
     towards = (state.goal - state.target) / max_step_m
     return jnp.clip(towards + noise * jax.random.normal(key, towards.shape), -1.0, 1.0)
@@ -60,14 +61,16 @@ def collect(env: ReachEnv, key: jax.Array, steps: int, noise: float) -> tuple[ja
     return images.reshape(-1, *images.shape[2:]), ee.reshape(-1, 3)
 
 
-def ee_errors(encoder_fn, params, images, ee, batch: int = 256) -> np.ndarray:
+def ee_errors(encoder_fn: Callable[[nnx.State, jax.Array], jax.Array], params: nnx.State, images: jax.Array, ee: jax.Array,
+              batch: int = 256) -> np.ndarray:
     """Per-image ee error (M,) in metres of ``encoder_fn(params, images)``, in batches."""
     errors = [np.linalg.norm(np.asarray(encoder_fn(params, images[i : i + batch])) - np.asarray(ee[i : i + batch]), axis=-1)
               for i in range(0, images.shape[0], batch)]
     return np.concatenate(errors)
 
 
-def make_fit_chunk(graphdef, consts, optimizer: optax.GradientTransformation, pcfg: config_lib.PretrainConfig, unroll: bool):
+def make_fit_chunk(graphdef: nnx.GraphDef, consts: nnx.State, optimizer: optax.GradientTransformation,
+                   pcfg: config_lib.PretrainConfig, unroll: bool) -> Callable:
     """Jitted ``chunk(params, opt_state, key, images, ee) -> (params, opt_state, mean loss)``:
     ``pcfg.updates_per_call`` updates of the encoder ``nnx.merge(graphdef, params, consts)`` on
     batches drawn from ``images`` (M, H, W, C) uint8 and ``ee`` (M, 3) metres. The data set is an

@@ -41,7 +41,7 @@ class Replay:
     """() int32 rows written so far (saturates at T)."""
 
 
-def create(rows: int, num_envs: int, image_shape, state_dim: int) -> Replay:
+def create(rows: int, num_envs: int, image_shape: tuple[int, int, int], state_dim: int) -> Replay:
     """An empty buffer of ``rows`` vectorised steps of ``num_envs`` envs."""
     z = lambda *shape, dtype=jnp.float32: jnp.zeros((rows, num_envs, *shape), dtype)
     return Replay(
@@ -50,7 +50,7 @@ def create(rows: int, num_envs: int, image_shape, state_dim: int) -> Replay:
     )
 
 
-def nbytes(rows: int, num_envs: int, image_shape, state_dim: int) -> int:
+def nbytes(rows: int, num_envs: int, image_shape: tuple[int, int, int], state_dim: int) -> int:
     """Bytes a buffer of this shape takes."""
     h, w, c = image_shape
     return rows * num_envs * (h * w * c + 4 * (3 + state_dim + 3 + 1) + 1)

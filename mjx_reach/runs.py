@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import sys
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,6 +24,10 @@ import orbax.checkpoint as ocp
 
 from mjx_reach import config as config_lib
 from mjx_reach import ddpg
+
+
+PyTree = Any
+"""A JAX pytree (a training state, network parameters)."""
 
 
 class TrainingError(RuntimeError):
@@ -64,13 +69,13 @@ def read_config(run_dir: str | os.PathLike, what: str = "") -> config_lib.Config
         raise TrainingError(f"{what}{path}: unreadable config: {str(e).splitlines()[0]}") from None
 
 
-def save_params(path: str | os.PathLike, params) -> None:
+def save_params(path: str | os.PathLike, params: PyTree) -> None:
     """Save a parameter pytree (e.g. a pretrained encoder) at ``path`` with orbax (atomic)."""
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(pathlib.Path(path).resolve(), params)
 
 
-def restore_params(path: pathlib.Path, template, what: str):
+def restore_params(path: pathlib.Path, template: PyTree, what: str) -> PyTree:
     """``template``-shaped pytree saved by ``save_params`` (or a checkpoint's ``params`` item) at
     ``path``; a missing or damaged checkpoint is a one-line ``TrainingError`` starting with ``what``."""
     if not path.exists():
@@ -120,7 +125,7 @@ class Checkpoints:
     def _leaves(self, state) -> dict:
         return {f"leaf_{i:05d}": x for i, x in enumerate(jax.tree.leaves(self.strip(state))) if x.size}
 
-    def save(self, step: int, state, params) -> None:
+    def save(self, step: int, state: PyTree, params: PyTree) -> None:
         """Checkpoint ``state`` and ``params`` at env step ``step`` (once per step) and wait for it."""
         if self.manager.latest_step() == step:
             return
@@ -128,7 +133,7 @@ class Checkpoints:
         self.manager.save(step, args=items, force=True)
         self.manager.wait_until_finished()
 
-    def restore_latest(self, template):
+    def restore_latest(self, template: PyTree) -> PyTree:
         """``template`` restored from the newest readable checkpoint. Newer unreadable ones (damaged
         files) are reported on stderr and moved aside to ``<run>/damaged_checkpoints/`` (kept for
         inspection; the run then writes fresh checkpoints at those steps)."""

@@ -53,7 +53,7 @@ class TwinWorld:
         self.data = self._pose(jnp.asarray(scene_lib.HOME_QPOS, jnp.float32)[None])
 
     @classmethod
-    def from_metadata(cls, raw: dict, frame_hw=FRAME_HW) -> TwinWorld:
+    def from_metadata(cls, raw: dict, frame_hw: tuple[int, int] = FRAME_HW) -> TwinWorld:
         """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes."""
         try:
             cfg = config_lib.from_dict(config_lib.Config, raw["config"])
@@ -65,7 +65,7 @@ class TwinWorld:
         """Tool centre point (3,) m."""
         return np.asarray(self.data.site_xpos[0, self.env.scene.tcp_site], np.float64)
 
-    def move(self, target) -> None:
+    def move(self, target: np.ndarray) -> None:
         """One control step of IK towards ``target`` (3,) m."""
         self.data = self._move(self.data, jnp.asarray(target, jnp.float32)[None])
 
@@ -99,7 +99,7 @@ class TwinArm:
         self.check()
         return self.world.tcp()
 
-    def move_to(self, target) -> None:
+    def move_to(self, target: np.ndarray) -> None:
         self.check()
         target = np.asarray(target, np.float64)
         for _ in range(SETTLE_MAX_MOVES):

@@ -40,7 +40,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -127,16 +127,16 @@ class CartesianArm:
         self._queue: collections.deque[tuple[np.ndarray, float]] = collections.deque()
         self._done = 0
 
-    def move(self, target, speed_mm_s, now):
+    def move(self, target: np.ndarray, speed_mm_s: float, now: float) -> None:
         if not self._queue:
             self._start_time = now
         self._queue.append((np.asarray(target, dtype=np.float64), float(speed_mm_s)))
 
-    def halt(self, now):
+    def halt(self, now: float) -> None:
         self._start = self._pose(now)
         self._queue.clear()
 
-    def sample(self, now):
+    def sample(self, now: float) -> ArmSample:
         pose = self._pose(now)
         joints = np.zeros(_AXES) if self._joints_of is None else np.asarray(self._joints_of(pose), np.float64)
         return ArmSample(pose, joints, len(self._queue), self._done)
@@ -516,7 +516,7 @@ class SimController:
 
 
 @contextlib.contextmanager
-def serve(attempts: int = 20, **kwargs) -> Iterator[SimController]:
+def serve(attempts: int = 20, **kwargs: Any) -> Iterator[SimController]:
     """Run a ``SimController(host, **kwargs)`` on a free loopback address (127.x.y.z) for the
     ``with`` block.
 
