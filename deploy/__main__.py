@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             raise DeployError(f"--max-steps must be >= 1, got {max_steps}")
         drift = safety.DriftLimits(args.drift_warn_m, args.drift_stop_m, args.drift_patience)
         options = loop.Options(max_steps, args.stop_at_goal, drift, args.log_raw_frames)
-        view = loop.view_guard(meta, *((bench.camera_pos, bench.camera_lookat) if bench else ()))
+        view = loop.view_guard(meta, *((bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg) if bench else ()))
         plan = {"model": args.onnx, "config_hash": meta.config_hash, "box_low": limits.low.tolist(), "box_high": limits.high.tolist(),
                 "max_step_m": limits.max_step_m, "goals": goals.tolist(), "in_sim_eval": meta.raw.get("eval")}
         print(json.dumps(plan))

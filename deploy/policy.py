@@ -37,6 +37,9 @@ class Metadata:
     """(3,) training camera position, m."""
     camera_lookat: np.ndarray
     """(3,) a point on the training camera's optical axis, m."""
+    camera_roll_deg: float
+    """Training camera's roll about its optical axis, degrees (``camera.camera_xmat``; 0 for models
+    exported before roll existed)."""
     fovy_deg: float
     camera_jitter: dict
     """Camera randomization seen in training: ``pos_m`` per axis, ``rot_deg``, ``fovy_deg``."""
@@ -118,6 +121,7 @@ def parse_metadata(text: str) -> Metadata:
         channels=image["channels"],
         camera_pos=_array(data, "camera.pos", (3,)),
         camera_lookat=_array(data, "camera.lookat", (3,)),
+        camera_roll_deg=_number(data, "camera.roll_deg", positive=False) if "roll_deg" in data["camera"] else 0.0,
         fovy_deg=_number(data, "camera.fovy_deg"),
         camera_jitter=jitter,
         preprocessing=_field(data, "preprocessing"),
@@ -148,10 +152,16 @@ class Bench:
     camera_lookat: tuple[float, float, float]
     image_hw: tuple[int, int] | None = None
     """Policy image size this bench expects, (height, width); None accepts the model's."""
+    camera_roll_deg: float = 0.0
+    """Camera roll about its optical axis, degrees (``camera.camera_xmat``)."""
+    camera_fovy_deg: float | None = None
+    """Vertical field of view of the real camera's full frame, degrees (written by ``python -m
+    deploy calibrate``; informational: deploy crops with the stream's own intrinsics)."""
 
 
-BENCH_EXAMPLE = '{"camera": {"pos": [x, y, z], "lookat": [x, y, z]}, "image": {"height": H, "width": W}}'
-"""The bench JSON (metres, sim world frame); ``image`` is optional."""
+BENCH_EXAMPLE = '{"camera": {"pos": [x, y, z], "lookat": [x, y, z], "roll_deg": r}, "image": {"height": H, "width": W}}'
+"""The bench JSON (metres, sim world frame, degrees); ``image`` and ``camera.roll_deg`` are optional
+(``python -m deploy calibrate`` writes more fields: ``camera.fovy_deg``, ``intrinsics``, ``calibration``)."""
 
 
 def load_bench(path) -> Bench:
@@ -164,6 +174,8 @@ def load_bench(path) -> Bench:
             camera_pos=tuple(float(v) for v in data["camera"]["pos"]),
             camera_lookat=tuple(float(v) for v in data["camera"]["lookat"]),
             image_hw=None if image is None else (int(image["height"]), int(image["width"])),
+            camera_roll_deg=float(data["camera"].get("roll_deg", 0.0)),
+            camera_fovy_deg=None if data["camera"].get("fovy_deg") is None else float(data["camera"]["fovy_deg"]),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise PolicyError(f"bench file {path}: unreadable ({type(e).__name__}: {e}); expected {BENCH_EXAMPLE}") from None
@@ -172,18 +184,22 @@ def load_bench(path) -> Bench:
 def check_bench(meta: Metadata, bench: Bench) -> None:
     """Refuse (``PolicyError``) a model trained for another image size or another camera pose than
     the bench's: position within the training jitter per axis, optical axis within its rotation
-    jitter (at least ``MIN_POS_TOLERANCE_M`` / ``MIN_ROT_TOLERANCE_DEG``)."""
+    jitter (at least ``MIN_POS_TOLERANCE_M`` / ``MIN_ROT_TOLERANCE_DEG``), where the orientation
+    difference is the whole rotation between the two cameras (optical axis and roll)."""
     if bench.image_hw is not None and tuple(bench.image_hw) != meta.image_hw:
         raise PolicyError(f"image size: the model takes {meta.image_hw[0]}x{meta.image_hw[1]} but the bench expects {bench.image_hw[0]}x{bench.image_hw[1]}")
     pos = np.asarray(bench.camera_pos, np.float64)
     tol_pos = max(meta.camera_jitter["pos_m"], MIN_POS_TOLERANCE_M)
     if np.max(np.abs(pos - meta.camera_pos)) > tol_pos:
         raise PolicyError(f"camera position: the bench has {pos.tolist()} m, the model was trained at {meta.camera_pos.tolist()} m (tolerance {tol_pos} m per axis)")
-    axis = lambda p, q: (np.asarray(q) - p) / np.linalg.norm(np.asarray(q) - p)
-    angle = np.rad2deg(np.arccos(np.clip(axis(pos, bench.camera_lookat) @ axis(meta.camera_pos, meta.camera_lookat), -1.0, 1.0)))
+    try:
+        bench_xmat = camera_model.camera_xmat(pos, bench.camera_lookat, bench.camera_roll_deg)
+    except ValueError as e:
+        raise PolicyError(f"bench camera: {e}") from None
+    angle = camera_model.rotation_angle_deg(bench_xmat, camera_model.camera_xmat(meta.camera_pos, meta.camera_lookat, meta.camera_roll_deg))
     tol_rot = max(meta.camera_jitter["rot_deg"], MIN_ROT_TOLERANCE_DEG)
     if angle > tol_rot:
-        raise PolicyError(f"camera orientation: the bench's optical axis is {angle:.2f} deg off the model's (tolerance {tol_rot} deg)")
+        raise PolicyError(f"camera orientation: the bench's camera is rotated {angle:.2f} deg from the model's (optical axis and roll; tolerance {tol_rot} deg)")
 
 
 class Policy:

@@ -37,6 +37,9 @@ class CameraConfig:
     """Point the optical axis passes through, metres."""
     fovy_deg: float = 42.5
     """Vertical field of view, degrees."""
+    roll_deg: float = 0.0
+    """Rotation about the optical axis, degrees (``camera.camera_xmat``): 0 is level; positive turns
+    the camera counter-clockwise as seen from behind it, so the scene turns clockwise in the image."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,6 +306,7 @@ def validate(cfg: Config) -> Config:
     _require(bool(low[2] - env.gripper_half_width_m >= 0.0), "env.workspace_low", f"z={low[2]} puts the gripper into the table (needs >= gripper_half_width_m={env.gripper_half_width_m})")
     for name, cam in [("env.camera", env.camera)] + ([("env.camera2", env.camera2)] if env.second_camera else []):
         _require(0 < cam.fovy_deg < 150, f"{name}.fovy_deg", f"must be in (0, 150) degrees, got {cam.fovy_deg}")
+        _require(-180 <= cam.roll_deg <= 180, f"{name}.roll_deg", f"must be in [-180, 180] degrees, got {cam.roll_deg}")
         try:
             hull, uv, inside = gripper_visibility(env, cam, camera_model.box_corners(low, high))
         except ValueError as e:
@@ -355,7 +359,7 @@ def image_shape(env: EnvConfig) -> tuple[int, int, int]:
 def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp):
     """``camera.gripper_visibility`` for camera ``cam`` and the gripper/image settings of ``env``."""
     return camera_model.gripper_visibility(tcp, cam.pos, cam.lookat, cam.fovy_deg, env.image_size, env.gripper_half_width_m,
-                                           env.gripper_height_m, env.frame_margin_px)
+                                           env.gripper_height_m, env.frame_margin_px, cam.roll_deg)
 
 
 def _require(ok: bool, field: str, message: str) -> None:

@@ -132,6 +132,29 @@ def test_bench_must_match_the_trained_camera_and_image(meta):
     turned = np.add(cam.lookat, [0.2, 0.0, 0.0])  # ~8 deg about the vertical axis
     with pytest.raises(PolicyError, match="camera orientation"):
         policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, tuple(turned)))
+    policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, cam.lookat, camera_roll_deg=1.5))  # inside the 2 deg jitter
+    with pytest.raises(PolicyError, match="camera orientation.*roll"):
+        policy_lib.check_bench(meta, policy_lib.Bench(cam.pos, cam.lookat, camera_roll_deg=3.0))
+
+
+def test_roll_in_contract_and_bench_and_old_files_without_it(tmp_path, meta_dict):
+    """The contract and the bench carry the camera roll; a model or bench without it reads as level."""
+    rolled = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", 3.0)))
+    assert rolled.camera_roll_deg == 3.0 and meta_dict["camera"]["roll_deg"] == 0.0
+    old = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", ...)))
+    assert old.camera_roll_deg == 0.0
+    cam = Config().env.camera
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat)}}))
+    assert policy_lib.load_bench(bench).camera_roll_deg == 0.0
+    policy_lib.check_bench(old, policy_lib.load_bench(bench))
+    bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat), "roll_deg": 3.0, "fovy_deg": 42.0}}))
+    loaded = policy_lib.load_bench(bench)
+    assert (loaded.camera_roll_deg, loaded.camera_fovy_deg) == (3.0, 42.0)
+    policy_lib.check_bench(rolled, loaded)
+    with pytest.raises(PolicyError, match="camera orientation"):
+        policy_lib.check_bench(old, loaded)
+    assert loop.view_guard(rolled).roll_deg == 3.0 and loop.view_guard(rolled, cam.pos, cam.lookat, -1.0).roll_deg == -1.0
 
 
 def test_bench_file_errors_are_one_line(tmp_path):
