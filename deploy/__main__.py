@@ -3,6 +3,7 @@
     python -m deploy runs/RUN/actor.onnx --ip 192.168.1.185 --bench bench.json --goal 0.45 0.05 0.20
     python -m deploy runs/RUN/actor.onnx --twin --random-goals 5          # simulated arm and camera
     python -m deploy runs/RUN/actor.onnx --ip ... --bench ... --random-goals 3 --dry-run
+    python -m deploy calibrate --ip 192.168.1.185 --out calibration   # the camera's pose: bench.json
 
 Positions are metres in the sim world frame (arm base at the origin, +x forward, +z up). The
 workspace box and the max step come from the model; --box-low/--box-high/--max-step-m can only
@@ -88,6 +89,11 @@ def open_devices(args, policy: Policy):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["calibrate"]:
+        from deploy import calibrate
+
+        return calibrate.main(argv[1:])
     args = parser().parse_args(argv)
     try:
         if not args.twin and not (args.ip and args.bench):

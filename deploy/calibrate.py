@@ -63,7 +63,7 @@ class MarkerSpec:
 
     dictionary: str = "DICT_4X4_50"
     marker_id: int = 0
-    size_m: float = 0.06
+    size_m: float = 0.08
 
     def object_points(self) -> np.ndarray:
         """Corners (4, 3) m in the marker frame (x right, y up, z out of the printed face), in
@@ -86,7 +86,7 @@ class Settings:
     """The procedure's knobs."""
 
     marker: MarkerSpec = MarkerSpec()
-    poses: int = 16
+    poses: int = 20
     """Poses in the pose set."""
     tilt_deg: float = 20.0
     """Largest turn of the gripper about the horizontal axes away from pointing down, degrees."""
@@ -509,3 +509,97 @@ def marker_image(marker: MarkerSpec, dpi: int = 300) -> np.ndarray:
     cell_px = max(1, round(marker.size_m / bits.shape[0] / 0.0254 * dpi))
     img = np.kron(bits.astype(np.uint8) * 255, np.ones((cell_px, cell_px), np.uint8))
     return np.pad(img, cell_px, constant_values=255)
+
+
+# --- the command line -------------------------------------------------------------------------------
+def parser():
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m deploy calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = p.add_argument_group("where it runs")
+    where.add_argument("--ip", help="the xArm controller's address (real arm; TCP offset [0, 0, 172] mm as for deploy)")
+    where.add_argument("--camera-serial", help="the RealSense's serial number (default: the only one connected)")
+    where.add_argument("--twin", action="store_true", help="calibrate the digital twin's camera, placed at a random pose (needs the train extra)")
+    where.add_argument("--twin-seed", type=int, default=0, help="seed of the twin's true camera pose and noise")
+    where.add_argument("--print-marker", metavar="PNG", help="write the marker to print (300 dpi) and exit")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out", default="calibration", help="folder for bench.json and calibration_log.npz")
+    out.add_argument("--json", help="also write a summary JSON here (with --twin: true vs estimated pose and the errors)")
+    marker = p.add_argument_group("marker")
+    marker.add_argument("--marker-dict", default=MarkerSpec.dictionary, help="OpenCV ArUco dictionary")
+    marker.add_argument("--marker-id", type=int, default=MarkerSpec.marker_id)
+    marker.add_argument("--marker-size-m", type=float, default=MarkerSpec.size_m, help="side of the printed black square, m (measure the print)")
+    moves = p.add_argument_group("poses and safety")
+    moves.add_argument("--poses", type=int, default=Settings.poses)
+    moves.add_argument("--tilt-deg", type=float, default=Settings.tilt_deg)
+    moves.add_argument("--yaw-deg", type=float, default=Settings.yaw_deg)
+    moves.add_argument("--seed", type=int, default=Settings.seed, help="seed of the pose set")
+    moves.add_argument("--box-low", nargs=3, type=float, default=DEFAULT_BOX[0], metavar=("X", "Y", "Z"), help="workspace box lower corner, m")
+    moves.add_argument("--box-high", nargs=3, type=float, default=DEFAULT_BOX[1], metavar=("X", "Y", "Z"), help="workspace box upper corner, m")
+    moves.add_argument("--speed-m-s", type=float, default=0.1, help="Cartesian speed of each move, m/s")
+    moves.add_argument("--camera-timeout-s", type=float, default=1.0, help="a camera read slower than this stops the run")
+    moves.add_argument("--max-rms-px", type=float, default=Settings.max_rms_px, help="refuse a larger rms reprojection error, pixels")
+    moves.add_argument("--min-detections", type=int, default=Settings.min_detections)
+    return p
+
+
+TWIN_CORNER_NOISE_PX = 0.2
+"""Detection noise added to each detected corner on the twin, pixels (std)."""
+TWIN_PIXEL_NOISE = 3.0
+"""Pixel noise of the twin's frames, 0..255 levels (std)."""
+
+
+def main(argv: list[str]) -> int:
+    import sys
+
+    args = parser().parse_args(argv)
+    marker = MarkerSpec(args.marker_dict, args.marker_id, args.marker_size_m)
+    try:
+        if args.print_marker:
+            import cv2
+
+            marker.bits()  # an unknown dictionary or id fails here, in one line
+            if not cv2.imwrite(args.print_marker, marker_image(marker)):
+                raise CalibrationError(f"cannot write {args.print_marker}")
+            print(f"wrote {args.print_marker}: {marker.dictionary} id {marker.marker_id}, print at 300 dpi, black square {marker.size_m * 1000:.0f} mm")
+            return 0
+        if not args.twin and not args.ip:
+            raise CalibrationError("the real arm needs --ip (or pass --twin)")
+        settings = Settings(marker=marker, poses=args.poses, tilt_deg=args.tilt_deg, yaw_deg=args.yaw_deg, seed=args.seed,
+                            max_rms_px=args.max_rms_px, min_detections=args.min_detections)
+        limits = safety.Limits(np.asarray(args.box_low, np.float64), np.asarray(args.box_high, np.float64), 0.1)
+        truth = None
+        if args.twin:
+            from mjx_reach import calibration_twin
+            from mjx_reach.config import EnvConfig
+
+            cam_pos, cam_xmat = calibration_twin.random_true_camera(np.random.default_rng(args.twin_seed), EnvConfig().camera)
+            twin = calibration_twin.CalibrationTwin(EnvConfig(), cam_pos, cam_xmat, marker, TWIN_PIXEL_NOISE, args.twin_seed)
+            arm, camera, noise, truth = twin, twin, TWIN_CORNER_NOISE_PX, (cam_pos, cam_xmat)
+        else:
+            from deploy import camera as realsense
+            from deploy.arm import XArm
+
+            camera = realsense.RealSenseCamera(args.camera_serial, width=640, height=480, fps=30, timeout_s=args.camera_timeout_s)
+            arm, noise = XArm(args.ip, np.eye(4), DEFAULT_TCP_OFFSET_M, GRIPPER_DOWN_XMAT, speed_m_s=args.speed_m_s), 0.0
+    except (DeployError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    sol, bench, cause = run(arm, camera, limits, settings, pathlib.Path(args.out), noise)
+    if cause is not None:
+        print(f"error: {cause}", file=sys.stderr)
+        return 1
+    summary = {"bench": str(pathlib.Path(args.out) / "bench.json"), "camera": bench["camera"], "reprojection_px": sol.rms_px,
+               "position_std_m": sol.pos_std_m.tolist(), "rotation_std_deg": sol.rot_std_deg}
+    if truth is not None:
+        lookat, roll = camera_model.lookat_roll_from_xmat(truth[0], truth[1], np.linalg.norm(np.subtract(bench["camera"]["lookat"], bench["camera"]["pos"])))
+        summary |= {
+            "true": {"pos": truth[0].tolist(), "lookat": lookat.tolist(), "roll_deg": roll, "xmat": truth[1].tolist()},
+            "estimated": {k: bench["camera"][k] for k in ("pos", "lookat", "roll_deg", "xmat")},
+            "position_error_m": float(np.linalg.norm(sol.cam_pos - truth[0])),
+            "rotation_error_deg": camera_model.rotation_angle_deg(sol.cam_xmat, truth[1]),
+        }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        write_json(args.json, summary)
+    return 0

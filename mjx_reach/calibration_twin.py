@@ -146,6 +146,7 @@ class CalibrationTwin:
         rotation = np.asarray(scene_lib.tcp_pose(self.mj_model, scene_lib.HOME_QPOS)[1] if rotation is None else rotation, np.float64)
         m, d = self.mj_model, self.mj_data
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+        self.set_joints(scene_lib.HOME_QPOS)  # the controller's IK, not the path: start from home every time
         for _ in range(IK_ITERATIONS):
             err = np.concatenate([target - d.site_xpos[self.site], xmat_to_rotvec(rotation @ d.site_xmat[self.site].reshape(3, 3).T)])
             if np.max(np.abs(err)) < IK_TOLERANCE:
