@@ -1,0 +1,192 @@
+"""Eye-to-hand camera calibration (``deploy.calibrate``): the solver on synthetic corners, its
+refusals, the stops, the printable marker, and the whole procedure on the calibration twin
+(``mjx_reach.calibration_twin``: the camera at random poses unknown to the calibrator, the marker
+rendered at 640x480 with pixel noise, detection noise on the corners).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from deploy import arm as arm_lib
+from deploy import calibrate as cal
+from deploy import policy as policy_lib
+from deploy import safety
+from deploy.errors import CameraError
+from mjx_reach import camera as cm
+from mjx_reach.config import CameraConfig, EnvConfig
+
+POSITION_BOUND_M = 0.005
+ROTATION_BOUND_DEG = 0.5
+TRUE_POSES = 5
+LIMITS = safety.Limits(np.asarray(cal.DEFAULT_BOX[0]), np.asarray(cal.DEFAULT_BOX[1]), 0.1)
+DOWN = np.diag([-1.0, 1.0, -1.0])
+MOUNT_POS, MOUNT_XMAT = np.array([0.0, -0.1, -0.12]), np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, -1.0, 0.0]])
+"""A marker mount in the tool frame (facing the default camera when the gripper points down)."""
+
+
+def synthetic(settings: cal.Settings, rng, noise_px: float, poses=None) -> tuple[cal.Observations, np.ndarray, np.ndarray]:
+    """Corners of the marker seen by a camera near the default one, with Gaussian noise."""
+    cam_pos = np.asarray(CameraConfig().pos) + rng.uniform(-0.05, 0.05, 3)
+    cam_xmat = cm.camera_xmat(cam_pos, CameraConfig().lookat, rng.uniform(-4, 4))
+    poses = cal.pose_set(LIMITS.low, LIMITS.high, DOWN, settings) if poses is None else poses
+    pos, xmat = np.array([p for p, _ in poses]), np.array([r for _, r in poses])
+    intr = cm.intrinsics_for_fovy(42.5, 480, 640)
+    clean = cal.Observations(np.zeros((len(poses), 4, 2)), pos, xmat, intr, settings.marker)
+    corners = cal._residuals(cam_pos, cam_xmat, MOUNT_POS, MOUNT_XMAT, clean)
+    return cal.Observations(corners + rng.normal(0.0, noise_px, corners.shape), pos, xmat, intr, settings.marker), cam_pos, cam_xmat
+
+
+def test_solver_recovers_camera_and_marker_from_noisy_corners():
+    settings, rng = cal.Settings(), np.random.default_rng(0)
+    obs, cam_pos, cam_xmat = synthetic(settings, rng, 0.3)
+    sol = cal.solve(obs, settings)
+    assert np.linalg.norm(sol.cam_pos - cam_pos) < POSITION_BOUND_M
+    assert cm.rotation_angle_deg(sol.cam_xmat, cam_xmat) < ROTATION_BOUND_DEG
+    assert np.linalg.norm(sol.marker_pos - MOUNT_POS) < POSITION_BOUND_M
+    assert 0.15 < sol.rms_px < 0.45  # the residual reflects the 0.3 px noise
+    # the LM standard deviations are of the size of the actual errors, not wildly off
+    assert np.all(sol.pos_std_m < 0.005) and sol.rot_std_deg < 0.5
+    assert np.linalg.norm(sol.cam_pos - cam_pos) < 5 * np.linalg.norm(sol.pos_std_m)
+
+
+def test_too_few_detections_degenerate_sets_and_large_residuals_are_refused():
+    settings, rng = cal.Settings(), np.random.default_rng(1)
+    obs, _, _ = synthetic(settings, rng, 0.3)
+    few = cal.Observations(obs.corners_px[:5], obs.tool_pos[:5], obs.tool_xmat[:5], obs.intrinsics, obs.marker)
+    flat = cal.Settings(tilt_deg=0.0, yaw_deg=0.0)
+    line = [(np.array([0.3 + 0.015 * i, 0.0, 0.2]), r) for i, (_, r) in enumerate(cal.pose_set(LIMITS.low, LIMITS.high, DOWN, settings))]
+    cases = [
+        (few, "too few detections"),
+        (synthetic(flat, rng, 0.3)[0], "degenerate pose set: the tool turned"),  # translations only
+        (synthetic(settings, rng, 0.3, line)[0], "degenerate pose set: the tool positions"),  # positions on a line
+        (synthetic(settings, rng, 3.0)[0], "residual too large"),
+    ]
+    for obs, message in cases:
+        with pytest.raises(cal.CalibrationError, match=message) as err:
+            cal.solve(obs, settings)
+        assert "\n" not in str(err.value)
+
+
+def test_pose_set_spreads_over_the_box_and_turns_the_gripper():
+    settings = cal.Settings()
+    poses = cal.pose_set(LIMITS.low, LIMITS.high, DOWN, settings)
+    pos = np.array([p for p, _ in poses])
+    assert len(poses) == settings.poses and all(LIMITS.contains(p) for p in pos)
+    assert np.all(np.ptp(pos, axis=0) > 0.6 * (LIMITS.high - LIMITS.low - 2 * settings.box_margin_m))
+    angles = [cm.rotation_angle_deg(r, DOWN) for _, r in poses]
+    assert max(angles) > 0.5 * settings.yaw_deg and max(angles) < np.hypot(np.hypot(settings.tilt_deg, settings.tilt_deg), settings.yaw_deg) + 1e-6
+
+
+def test_rpy_round_trip():
+    for rpy in ([180.0, 0.0, 0.0], [170.0, -12.0, 25.0], [-5.0, 30.0, -80.0]):
+        np.testing.assert_allclose(arm_lib.rpy_deg(arm_lib.xmat_from_rpy_deg(rpy)) % 360, np.asarray(rpy) % 360, atol=1e-9)
+
+
+class FakeArm:
+    """A ``CalibrationArm`` whose tool goes exactly where it is sent; records stops."""
+
+    def __init__(self):
+        self.pos, self.xmat, self.stops, self.moves = np.zeros(3), DOWN, 0, []
+
+    def connect(self): pass
+    def check(self): pass
+    def close(self): pass
+    def stop(self): self.stops += 1
+    def pose(self): return self.pos.copy(), self.xmat.copy()
+    def position(self): return self.pos.copy()
+    def joint_angles(self): return np.zeros(7)
+
+    def move_to(self, target, rotation=None):
+        self.moves.append(np.asarray(target))
+        self.pos, self.xmat = np.asarray(target, np.float64), DOWN if rotation is None else np.asarray(rotation)
+
+
+class FakeCamera:
+    """Blank frames; raises ``fault`` on read number ``fail_at``."""
+
+    def __init__(self, fail_at=None, fault=None):
+        self.reads, self.fail_at, self.fault = 0, fail_at, fault
+
+    def read(self):
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise self.fault
+        return np.full((480, 640, 3), 200, np.uint8), cm.intrinsics_for_fovy(42.5, 480, 640)
+
+    def close(self): pass
+
+
+@pytest.mark.parametrize("fault, cause", [(KeyboardInterrupt(), "Ctrl-C"), (CameraError("no colour frame within 1.00 s"), "no colour frame")])
+def test_ctrl_c_and_camera_faults_stop_the_arm_and_keep_the_log(tmp_path, fault, cause):
+    arm = FakeArm()
+    sol, bench, got = cal.run(arm, FakeCamera(3, fault), LIMITS, cal.Settings(), tmp_path, say=lambda _: None)
+    assert sol is None and cause in got and arm.stops == 1
+    log = cal.load_log(tmp_path / "calibration_log.npz")
+    assert log["frames"].shape == (2, 480, 640, 3) and not log["detected"].any()
+    assert all(LIMITS.contains(m) for m in arm.moves) and not (tmp_path / "bench.json").exists()
+
+
+def test_printed_marker_is_detected_at_its_size(tmp_path):
+    marker = cal.MarkerSpec()
+    img = cal.marker_image(marker, dpi=100)
+    frame = np.repeat(np.pad(img, 40, constant_values=255)[..., None], 3, axis=2)
+    corners = cal.detect(frame, marker)
+    cell = img.shape[0] / (marker.bits().shape[0] + 2)
+    assert corners is not None and np.linalg.norm(corners[1] - corners[0]) == pytest.approx(marker.bits().shape[0] * cell, abs=1.0)
+    assert cal.detect(frame, cal.MarkerSpec(marker_id=1)) is None
+    assert cal.main(["--print-marker", str(tmp_path / "m.png")]) == 0 and (tmp_path / "m.png").stat().st_size > 0
+
+
+# --- the calibration twin ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def twin():
+    from mjx_reach import calibration_twin
+
+    env = EnvConfig()
+    return calibration_twin, calibration_twin.CalibrationTwin(env, np.asarray(env.camera.pos), cm.camera_xmat(env.camera.pos, env.camera.lookat))
+
+
+def test_twin_calibration_meets_5mm_and_half_a_degree(twin, tmp_path):
+    """Over ``TRUE_POSES`` random true camera poses (±5 cm, ±4 deg about each camera axis, roll
+    included), with 3-level pixel noise and 0.2 px corner noise: camera position error ≤ 5 mm and
+    orientation error ≤ 0.5 deg, each pose; median and worst in the message."""
+    module, tw = twin
+    rng, settings = np.random.default_rng(7), cal.Settings()
+    pos_err, rot_err = [], []
+    for i in range(TRUE_POSES):
+        tw.cam_pos, tw.cam_xmat = module.random_true_camera(rng, EnvConfig().camera)
+        sol, bench, cause = cal.run(tw, tw, LIMITS, settings, tmp_path / str(i), cal.TWIN_CORNER_NOISE_PX, say=lambda _: None)
+        assert cause is None, cause
+        pos_err.append(np.linalg.norm(sol.cam_pos - tw.cam_pos))
+        rot_err.append(cm.rotation_angle_deg(sol.cam_xmat, tw.cam_xmat))
+    summary = (f"position error median {np.median(pos_err) * 1000:.2f} mm, worst {max(pos_err) * 1000:.2f} mm; "
+               f"rotation error median {np.median(rot_err):.3f} deg, worst {max(rot_err):.3f} deg")
+    print(summary)
+    assert max(pos_err) <= POSITION_BOUND_M and max(rot_err) <= ROTATION_BOUND_DEG, summary
+    # the outputs: a bench deploy reads (with the roll), and the log of every pose
+    loaded = policy_lib.load_bench(tmp_path / "0" / "bench.json")
+    data = json.loads((tmp_path / "0" / "bench.json").read_text())
+    np.testing.assert_allclose(cm.camera_xmat(loaded.camera_pos, loaded.camera_lookat, loaded.camera_roll_deg), data["camera"]["xmat"], atol=1e-9)
+    assert data["intrinsics"]["fy"] == pytest.approx(tw.intrinsics.fy) and data["camera"]["fovy_deg"] <= cm.fovy_deg_from_intrinsics(tw.intrinsics.fy, 480)
+    log = cal.load_log(tmp_path / "0" / "calibration_log.npz")
+    assert log["frames"].shape == (settings.poses, 480, 640, 3) and log["joint_angles"].shape == (settings.poses, 7)
+    assert log["detected"].all() and log["corners_px"].shape == (settings.poses, 4, 2) and log["tool_xmat"].shape == (settings.poses, 3, 3)
+
+
+def test_twin_refuses_without_the_marker_and_stops_on_an_arm_fault(twin, tmp_path):
+    module, tw = twin
+    sol, _, cause = cal.run(tw, tw, LIMITS, cal.Settings(marker=cal.MarkerSpec(marker_id=3), poses=10), tmp_path, say=lambda _: None)
+    assert sol is None and cause.startswith("too few detections: the marker was found in 0 frames")
+    assert cal.load_log(tmp_path / "calibration_log.npz")["frames"].shape[0] == 10
+
+    class Faulty(FakeCamera):
+        def read(self):
+            tw.error = "collision"  # the controller reports an error during the run
+            return tw.read()
+
+    sol, _, cause = cal.run(tw, Faulty(), LIMITS, cal.Settings(poses=10), tmp_path / "fault", say=lambda _: None)
+    assert sol is None and "controller error: collision" in cause and tw.stopped
