@@ -3,6 +3,7 @@
     python train.py                           # CPU-sized default, finishes in minutes
     python train.py --num-envs 4096 --preset best
     python train.py --resume --out runs/my_run
+    python train.py --bench calibration/bench.json  # train for the calibrated camera
 
 Every config field is a flag (``--env.max-step-m 0.03``, ``--agent.batch-size 256``...); ``--preset``
 picks the starting values. The run folder gets config.json, checkpoints/, metrics.csv, tb/,
@@ -39,6 +40,9 @@ class TrainArgs:
     """Shorthand for --train.total-env-steps."""
     init_encoder: str | None = None
     """Shorthand for --train.init-encoder: a pretrained encoder checkpoint folder."""
+    bench: str | None = None
+    """Bench JSON (``python -m deploy calibrate``): the policy camera's position, look-at point,
+    roll and field of view (replace --env.camera.*); the workspace box must stay in its view."""
 
 
 def train(argv: list[str]) -> int:
@@ -49,6 +53,10 @@ def train(argv: list[str]) -> int:
     if args.init_encoder is not None:
         train_cfg = dataclasses.replace(train_cfg, init_encoder=args.init_encoder)
     cfg = config_lib.validate(dataclasses.replace(args.config, train=train_cfg))
+    if args.bench is not None:
+        from mjx_reach import bench
+
+        cfg = bench.apply(cfg, args.bench)
     from mjx_reach import training
 
     out = args.out or (training.latest_run() if args.resume else f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")

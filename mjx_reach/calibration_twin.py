@@ -173,12 +173,13 @@ class CalibrationTwin:
 
 class ArmRenderer:
     """Renders the scene of ``mj_model`` at arm joint angles from a camera pose given per call:
-    ``render(qpos (7,) rad, cam_pos (3,) m, cam_xmat (3, 3)) → (H, W, 3) uint8``, through camera
-    ``camera_id`` (its field of view) with the nominal (un-randomized) look."""
+    ``render(qpos (7,) rad, cam_pos (3,) m, cam_xmat (3, 3)) → (H, W, C) uint8``, through camera
+    ``camera_id`` (its field of view) with the nominal (un-randomized) look; C is 3, or 4 with a
+    depth channel over ``depth_range_m`` (``render.Camera``)."""
 
-    def __init__(self, mj_model: mujoco.MjModel, camera_id: int, image_hw=FRAME_HW, geom_groups=scene_lib.POLICY_GROUPS):
+    def __init__(self, mj_model: mujoco.MjModel, camera_id: int, image_hw=FRAME_HW, geom_groups=scene_lib.POLICY_GROUPS, depth_range_m=None):
         mx = mjx.put_model(mj_model, impl="warp")
-        camera = render.Camera(mj_model, 1, [camera_id], image_hw, geom_groups)
+        camera = render.Camera(mj_model, 1, [camera_id], image_hw, geom_groups, depth_range_m=depth_range_m)
         nominal = randomize.nominal(types.SimpleNamespace(mj_model=mj_model))  # reads only the model
         data0 = mjx.make_data(mj_model, impl="warp")
         qposadr = jnp.asarray([mj_model.joint(j).qposadr[0] for j in scene_lib.ARM_JOINTS])

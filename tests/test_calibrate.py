@@ -190,3 +190,63 @@ def test_twin_refuses_without_the_marker_and_stops_on_an_arm_fault(twin, tmp_pat
 
     sol, _, cause = cal.run(tw, Faulty(), LIMITS, cal.Settings(poses=10), tmp_path / "fault", say=lambda _: None)
     assert sol is None and "controller error: collision" in cause and tw.stopped
+
+
+def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
+    """The workflow on the twin at tiny sizes: ``python -m deploy calibrate --twin --json``, then
+    ``train.py --bench`` (preset smoke, 2 worlds, no pretraining), ``export.py`` and ``python -m
+    deploy --twin --bench`` on that bench; a bench whose camera loses the workspace is refused."""
+    import export
+    import train
+
+    from deploy.__main__ import main as deploy_main
+
+    cal_dir, run = tmp_path / "cal", tmp_path / "run"
+    assert deploy_main(["calibrate", "--twin", "--twin-seed", "3", "--out", str(cal_dir), "--json", str(tmp_path / "out.json")]) == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert {"true", "estimated", "position_error_m", "rotation_error_deg", "reprojection_px"} <= set(out)
+    assert out["position_error_m"] <= POSITION_BOUND_M and out["rotation_error_deg"] <= ROTATION_BOUND_DEG
+    bench = cal_dir / "bench.json"
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"camera": {"pos": [0.4, -0.6, 0.46], "lookat": [0.4, 0.0, 0.3], "roll_deg": 60.0}}))
+    capsys.readouterr()
+    assert train.cli.run_main(train.train, ["--bench", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --bench {bad}: env.workspace_high") and "\n" not in err
+
+    tiny = ["--preset", "smoke", "--num-envs", "2", "--total-steps", "40", "--train.replay-capacity", "40", "--train.learning-starts", "20",
+            "--train.eval-envs", "2", "--train.video-envs", "1", "--train.no-pretrain-encoder", "--env.episode-steps", "5"]
+    assert train.train([*tiny, "--bench", str(bench), "--out", str(run)]) == 0
+    camera = json.loads((run / "config.json").read_text())["env"]["camera"]
+    assert camera["roll_deg"] == pytest.approx(out["estimated"]["roll_deg"]) and camera["pos"] == pytest.approx(out["estimated"]["pos"])
+    assert export.main([str(run), "--check-envs", "1"]) == 0
+    meta = policy_lib.Policy(run / "actor.onnx").meta
+    assert meta.camera_roll_deg == pytest.approx(out["estimated"]["roll_deg"])
+    rc = deploy_main([str(run / "actor.onnx"), "--twin", "--bench", str(bench), "--random-goals", "1", "--max-steps", "2",
+                      "--drift-warn-m", "1", "--drift-stop-m", "2", "--log-dir", str(tmp_path / "logs"), "--summary-json", str(tmp_path / "deploy.json")])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "deploy.json").read_text())["deploy"]["episodes"] == 1
+
+
+def test_alignment_overlay_scores_a_3_degree_error_lower(twin, tmp_path):
+    """``python -m mjx_reach.align`` on a twin calibration log: with the true camera the arm's sim
+    outline lies on the frame's edges; with the camera turned 3 deg every frame scores lower."""
+    from mjx_reach import align
+
+    module, tw = twin
+    tw.cam_pos, tw.cam_xmat = module.random_true_camera(np.random.default_rng(11), EnvConfig().camera)
+    assert cal.run(tw, tw, LIMITS, cal.Settings(poses=10), tmp_path, cal.TWIN_CORNER_NOISE_PX, say=lambda _: None)[2] is None
+    benches = {}
+    for name, xmat in [("true", tw.cam_xmat), ("off", tw.cam_xmat @ cal.rotvec_to_xmat(np.deg2rad([3.0, 0.0, 0.0])))]:
+        lookat, roll = cm.lookat_roll_from_xmat(tw.cam_pos, xmat)
+        benches[name] = tmp_path / f"{name}.json"
+        benches[name].write_text(json.dumps({"camera": {"pos": tw.cam_pos.tolist(), "lookat": lookat.tolist(), "roll_deg": roll}}))
+    log_path = tmp_path / "calibration_log.npz"
+    assert align.main([str(benches["true"]), str(log_path), "--out", str(tmp_path / "align")]) == 0
+    good = json.loads((tmp_path / "align" / "scores.json").read_text())["edge_overlap"]
+    assert len(good) == 10 and len(list((tmp_path / "align").glob("frame_*.png"))) == 10
+    log = cal.load_log(log_path)
+    images, bad = align.align(benches["off"], log)
+    assert images[0].shape == (480, 640, 3) and np.all(np.asarray(good) > np.asarray(bad)), (good, bad)
+    assert np.mean(good) > 0.9 and np.mean(bad) < np.mean(good) - 0.2, (np.mean(good), np.mean(bad))
