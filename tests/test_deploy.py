@@ -550,7 +550,7 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
 
 
 def test_deploy_imports_no_jax_mujoco_or_flax():
-    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.errors, deploy.camera; "
+    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.errors, deploy.camera, deploy.calibrate; "
             "heavy = [m for m in ('jax', 'mujoco', 'flax', 'mjx_reach.config', 'mjx_reach.env') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
@@ -567,6 +567,8 @@ def test_fresh_deploy_only_venv(tmp_path, meta_dict):
     assert pip.returncode == 0, f"pip install -e .[deploy] failed (network/PyPI needed):\n{pip.stderr[-3000:]}"
     help_ = subprocess.run([str(py), "-m", "deploy", "--help"], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert help_.returncode == 0 and "--twin" in help_.stdout and "--box-low" in help_.stdout
+    marker = subprocess.run([str(py), "-m", "deploy", "calibrate", "--print-marker", "m.png"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert marker.returncode == 0 and (tmp_path / "m.png").is_file(), marker.stderr[-2000:]
     for heavy in ("jax", "mujoco", "flax"):
         probe = subprocess.run([str(py), "-c", f"import {heavy}"], capture_output=True, text=True, cwd=tmp_path, check=False)
         assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr
