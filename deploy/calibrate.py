@@ -104,6 +104,9 @@ class Settings:
     """Largest accepted rms reprojection error, pixels."""
     seed: int = 0
     """Seed of the pose set."""
+    settle_frames: int = 1
+    """Frames dropped after each move before the one used (a frame exposed while the arm still moved
+    or shook, or delivered late by the camera, must not be paired with the new pose)."""
 
 
 class CalibrationArm(Arm, Protocol):
@@ -435,9 +438,10 @@ def load_log(path) -> dict:
 
 # --- the procedure ----------------------------------------------------------------------------------
 def collect(arm: CalibrationArm, camera: Camera, poses, limits: safety.Limits, marker: MarkerSpec, log: CalibrationLog,
-            corner_noise_px: float = 0.0, rng: np.random.Generator | None = None, say: Callable[[str], None] = print) -> None:
+            corner_noise_px: float = 0.0, rng: np.random.Generator | None = None, say: Callable[[str], None] = print,
+            settle_frames: int = 0) -> None:
     """Move through ``poses`` (each position checked inside ``limits``' box before it is sent), read a
-    frame after each move, detect the marker and append a row to ``log``. ``corner_noise_px`` adds
+    frame after each move (after dropping ``settle_frames``), detect the marker and append a row to ``log``. ``corner_noise_px`` adds
     Gaussian noise (std, pixels) to each detected corner: simulated detection noise for the twin."""
     for i, (pos, xmat) in enumerate(poses):
         if not limits.contains(pos):
@@ -446,6 +450,8 @@ def collect(arm: CalibrationArm, camera: Camera, poses, limits: safety.Limits, m
         arm.move_to(pos, xmat)
         tool_pos, tool_xmat = arm.pose()
         joints = arm.joint_angles()
+        for _ in range(settle_frames):
+            camera.read()
         frame, intr = camera.read()
         corners = detect(frame, marker)
         if corners is not None and corner_noise_px > 0:
@@ -475,7 +481,7 @@ def run(arm: CalibrationArm, camera: Camera, limits: safety.Limits, settings: Se
         arm.move_to(home)
         _, down = arm.pose()
         poses = pose_set(limits.low, limits.high, down, settings)
-        collect(arm, camera, poses, limits, settings.marker, log, corner_noise_px, np.random.default_rng(settings.seed + 1), say)
+        collect(arm, camera, poses, limits, settings.marker, log, corner_noise_px, np.random.default_rng(settings.seed + 1), say, settings.settle_frames)
         arm.move_to(home)
     except KeyboardInterrupt:
         _stop(arm, say)

@@ -155,7 +155,7 @@ def test_twin_calibration_meets_5mm_and_half_a_degree(twin, tmp_path):
     included), with 3-level pixel noise and 0.2 px corner noise: camera position error ≤ 5 mm and
     orientation error ≤ 0.5 deg, each pose; median and worst in the message."""
     module, tw = twin
-    rng, settings = np.random.default_rng(7), cal.Settings()
+    rng, settings = np.random.default_rng(7), cal.Settings(settle_frames=0)  # the twin renders the settled pose
     pos_err, rot_err = [], []
     for i in range(TRUE_POSES):
         tw.cam_pos, tw.cam_xmat = module.random_true_camera(rng, EnvConfig().camera)
@@ -250,3 +250,47 @@ def test_alignment_overlay_scores_a_3_degree_error_lower(twin, tmp_path):
     images, bad = align.align(benches["off"], log)
     assert images[0].shape == (480, 640, 3) and np.all(np.asarray(good) > np.asarray(bad)), (good, bad)
     assert np.mean(good) > 0.9 and np.mean(bad) < np.mean(good) - 0.2, (np.mean(good), np.mean(bad))
+
+
+def test_calibration_through_the_xarm_sdk_and_a_software_realsense(twin, tmp_path):
+    """The real drivers: ``deploy.arm.XArm`` (xArm SDK) commands the simulated controller
+    (``mjx_reach.xarm_sim``), and ``deploy.camera.RealSenseCamera`` streams from a pyrealsense2
+    software device whose frames the twin renders at the pose the controller reports (the twin's
+    tool frame is the SDK's turned half a turn about the tool axis)."""
+    import math
+
+    from deploy.arm import XArm
+    from deploy.camera import RealSenseCamera
+    from mjx_reach import xarm_sim
+    from mjx_reach.realsense_sim import SoftwareCamera
+
+    module, tw = twin
+    tw.cam_pos, tw.cam_xmat = module.random_true_camera(np.random.default_rng(5), EnvConfig().camera)
+    tw.connect()
+    half_turn = np.diag([-1.0, -1.0, 1.0])
+
+    frames = [tw.read()[0]]
+
+    def render():
+        """The twin at the controller's pose once a move is done (the simulated controller blends
+        roll/pitch/yaw linearly, through orientations the arm cannot take); while moving, the last frame."""
+        sample = controller.sample()
+        if sample.queued == 0:
+            pose = sample.pose  # mm and rad in the base frame (= world here)
+            tw.move_to(pose[:3] / 1000.0, arm_lib.xmat_from_rpy_deg(np.rad2deg(pose[3:6])) @ half_turn)
+            frames.append(tw.read()[0])
+        return frames[-1]
+
+    start = xarm_sim.CartesianArm(pose=(425.0, 0.0, 220.0, math.pi, 0.0, 0.0))
+    with xarm_sim.serve(arm=start, tcp_offset=(0.0, 0.0, 172.0, 0.0, 0.0, 0.0)) as controller:
+        sim_camera = SoftwareCamera(tw.intrinsics)
+        with sim_camera.streaming(render):
+            camera = RealSenseCamera(device=sim_camera.device, timeout_s=10.0)
+            arm = XArm(controller.host, np.eye(4), cal.DEFAULT_TCP_OFFSET_M, cal.GRIPPER_DOWN_XMAT, speed_m_s=1.0)
+            sol, _, cause = cal.run(arm, camera, LIMITS, cal.Settings(poses=12), tmp_path, say=lambda _: None)
+        moves = controller.moves()
+    assert cause is None, cause
+    assert np.linalg.norm(sol.cam_pos - tw.cam_pos) <= POSITION_BOUND_M and cm.rotation_angle_deg(sol.cam_xmat, tw.cam_xmat) <= ROTATION_BOUND_DEG
+    assert len(moves) == 12 + 2 and all(LIMITS.contains(m[:3] / 1000.0) for m in moves)  # home, the poses, home; mm in the box
+    log = cal.load_log(tmp_path / "calibration_log.npz")
+    assert log["joint_angles"].shape == (12, 7) and np.all(np.isfinite(log["joint_angles"]))
