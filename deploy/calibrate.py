@@ -38,7 +38,7 @@ import numpy as np
 
 from deploy import safety
 from deploy.arm import Arm
-from deploy.loop import _stop
+from deploy.loop import Camera, _stop
 from deploy.errors import DeployError
 from mjx_reach import camera as camera_model
 
@@ -71,14 +71,23 @@ class MarkerSpec:
         h = self.size_m / 2.0
         return np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
 
+    def cv_dictionary(self):
+        """The OpenCV ``aruco.Dictionary``; ``CalibrationError`` for an unknown name."""
+        import cv2
+
+        if not self.dictionary.startswith("DICT_") or not hasattr(cv2.aruco, self.dictionary):
+            raise CalibrationError(f"marker: unknown ArUco dictionary {self.dictionary!r} (e.g. DICT_4X4_50)")
+        return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
+
     def bits(self) -> np.ndarray:
         """The marker's cells (n + 2, n + 2) bool, True = white, black border included, row 0 at the top."""
         import cv2
 
-        aruco = cv2.aruco
-        dictionary = aruco.getPredefinedDictionary(getattr(aruco, self.dictionary))
+        dictionary = self.cv_dictionary()
+        if not 0 <= self.marker_id < len(dictionary.bytesList):
+            raise CalibrationError(f"marker: id {self.marker_id} is not in {self.dictionary} (0..{len(dictionary.bytesList) - 1})")
         n = dictionary.markerSize
-        return aruco.generateImageMarker(dictionary, self.marker_id, n + 2, borderBits=1) > 127
+        return cv2.aruco.generateImageMarker(dictionary, self.marker_id, n + 2, borderBits=1) > 127
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,12 +130,6 @@ class CalibrationArm(Arm, Protocol):
 
     def joint_angles(self) -> np.ndarray:
         """Measured joint angles (7,) rad."""
-
-
-class Camera(Protocol):
-    def read(self) -> tuple[np.ndarray, camera_model.Intrinsics]: ...
-
-    def close(self) -> None: ...
 
 
 # --- rotations --------------------------------------------------------------------------------------
@@ -186,7 +189,7 @@ def detect(frame: np.ndarray, marker: MarkerSpec) -> np.ndarray | None:
     aruco = cv2.aruco
     params = aruco.DetectorParameters()
     params.cornerRefinementMethod = aruco.CORNER_REFINE_SUBPIX
-    detector = aruco.ArucoDetector(aruco.getPredefinedDictionary(getattr(aruco, marker.dictionary)), params)
+    detector = aruco.ArucoDetector(marker.cv_dictionary(), params)
     corners, ids, _ = detector.detectMarkers(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
     if ids is None:
         return None
@@ -561,6 +564,8 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     marker = MarkerSpec(args.marker_dict, args.marker_id, args.marker_size_m)
     try:
+        if not 0.005 <= marker.size_m <= 0.5:
+            raise CalibrationError(f"--marker-size-m must be in [0.005, 0.5] m, got {marker.size_m}")
         if args.print_marker:
             import cv2
 

@@ -106,7 +106,7 @@ class FakeArm:
 
 
 class FakeCamera:
-    """Blank frames; raises ``fault`` on read number ``fail_at``."""
+    """Blank frames; raises ``fault`` on read number ``fail_at`` (two reads per pose: one settle frame)."""
 
     def __init__(self, fail_at=None, fault=None):
         self.reads, self.fail_at, self.fault = 0, fail_at, fault
@@ -123,7 +123,7 @@ class FakeCamera:
 @pytest.mark.parametrize("fault, cause", [(KeyboardInterrupt(), "Ctrl-C"), (CameraError("no colour frame within 1.00 s"), "no colour frame")])
 def test_ctrl_c_and_camera_faults_stop_the_arm_and_keep_the_log(tmp_path, fault, cause):
     arm = FakeArm()
-    sol, bench, got = cal.run(arm, FakeCamera(3, fault), LIMITS, cal.Settings(), tmp_path, say=lambda _: None)
+    sol, bench, got = cal.run(arm, FakeCamera(5, fault), LIMITS, cal.Settings(), tmp_path, say=lambda _: None)
     assert sol is None and cause in got and arm.stops == 1
     log = cal.load_log(tmp_path / "calibration_log.npz")
     assert log["frames"].shape == (2, 480, 640, 3) and not log["detected"].any()
@@ -139,6 +139,25 @@ def test_printed_marker_is_detected_at_its_size(tmp_path):
     assert corners is not None and np.linalg.norm(corners[1] - corners[0]) == pytest.approx(marker.bits().shape[0] * cell, abs=1.0)
     assert cal.detect(frame, cal.MarkerSpec(marker_id=1)) is None
     assert cal.main(["--print-marker", str(tmp_path / "m.png")]) == 0 and (tmp_path / "m.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("flags, message", [(["--marker-dict", "DICT_9X9_1"], "unknown ArUco dictionary"), (["--marker-id", "50"], "id 50 is not in DICT_4X4_50"),
+                                            (["--marker-size-m", "2"], "--marker-size-m must be"), ([], "the real arm needs --ip")])
+def test_cli_refuses_bad_markers_and_a_missing_arm_in_one_line(tmp_path, capsys, flags, message):
+    assert cal.main(flags + (["--print-marker", str(tmp_path / "m.png")] if flags else [])) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_calibration_defaults_match_the_training_scene():
+    """The gripper-down flange, TCP offset and box the calibration commands are training's."""
+    from mjx_reach import export
+    from mjx_reach.config import Config
+
+    meta = export.metadata(Config())
+    np.testing.assert_allclose(meta["tcp"]["flange_xmat"], cal.GRIPPER_DOWN_XMAT, atol=1e-3)
+    np.testing.assert_allclose(meta["tcp"]["offset_m"], cal.DEFAULT_TCP_OFFSET_M, atol=1e-9)
+    assert cal.DEFAULT_BOX == (EnvConfig().workspace_low, EnvConfig().workspace_high)
 
 
 # --- the calibration twin ------------------------------------------------------------------------------
