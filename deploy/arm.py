@@ -5,7 +5,8 @@ The rest of deploy speaks metres in the sim world frame; ``XArm`` converts to th
 policy was trained with (gripper pointing down) into the SDK's roll/pitch/yaw in degrees
 (fixed axes: R = Rz(yaw) Ry(pitch) Rx(roll)). It wraps ``xarm.wrapper.XArmAPI`` (xArm-Python-SDK):
 ``connect``, ``clean_error``, ``clean_warn``, ``motion_enable``, ``set_mode(0)`` (position mode),
-``set_state(0)``, ``set_position(..., wait=True)``, ``get_position``, ``error_code``, ``warn_code``,
+``set_state(0)``, ``set_position(..., wait=True)``, ``get_position``, ``get_servo_angle`` (calibration),
+``error_code``, ``warn_code``,
 ``connected``, ``tcp_offset``, ``emergency_stop``, ``disconnect``. SDK calls return a code; any
 code other than 0 raises ``ArmError``.
 
@@ -149,11 +150,7 @@ class XArm:
             raise ArmError(f"xArm controller warning code {self.api.warn_code} (see the xArm controller warn code table)")
 
     def position(self) -> np.ndarray:
-        self.check()
-        code, pose = self.api.get_position(is_radian=False)
-        if code != 0:
-            raise ArmError(f"xArm get_position returned code {code}")
-        return sdk_mm_to_world(pose[:3], self.world_to_base)
+        return self.pose()[0]
 
     def pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Measured tool centre point (3,) m and tool rotation (3, 3), world frame."""
