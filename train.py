@@ -4,6 +4,7 @@
     python train.py --num-envs 4096           # one GPU: the defaults scale with --num-envs
     python train.py --num-envs 4096 --print-config
     python train.py --resume --out runs/my_run
+    python train.py --bench calibration/bench.json  # train for the calibrated camera
 
 Every config field is a flag (``--env.max-step-m 0.03``, ``--agent.batch-size 256``...); ``--preset``
 picks the starting values and ``--num-envs`` scales them (``config.scale_to_num_envs``). The run folder gets config.json, checkpoints/, metrics.csv, tb/,
@@ -44,6 +45,9 @@ class TrainArgs:
     """Shorthand for --train.init-encoder: a pretrained encoder checkpoint folder."""
     print_config: bool = False
     """Print the resolved config as JSON and exit (nothing is trained)."""
+    bench: str | None = None
+    """Bench JSON (``python -m deploy calibrate``): the policy camera's position, look-at point,
+    roll and field of view (replace --env.camera.*); the workspace box must stay in its view."""
 
 
 def resumed_run(argv: list[str]) -> tuple[pathlib.Path, config_lib.Config] | None:
@@ -62,7 +66,8 @@ def train(argv: list[str]) -> int:
     resumed = resumed_run(argv)
     # A resumed run's defaults are its saved config: --total-steps may extend it.
     args = cli.parse(TrainArgs, argv, __doc__, base=resumed[1] if resumed else None)
-    cfg = config_lib.validate(config_lib.override(args.config, total_env_steps=args.total_steps, init_encoder=args.init_encoder))
+    cfg = config_lib.override(args.config, total_env_steps=args.total_steps, init_encoder=args.init_encoder)
+    cfg = config_lib.validate(cfg if args.bench is None else config_lib.with_bench_camera(cfg, args.bench))
     if args.print_config:
         print(json.dumps(config_lib.to_dict(cfg), indent=2))
         return 0

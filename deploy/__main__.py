@@ -3,6 +3,7 @@
     python -m deploy runs/RUN/actor.onnx --ip 192.168.1.185 --bench bench.json --goal 0.45 0.05 0.20
     python -m deploy runs/RUN/actor.onnx --twin --random-goals 5          # simulated arm and camera
     python -m deploy runs/RUN/actor.onnx --ip ... --bench ... --random-goals 3 --dry-run
+    python -m deploy calibrate --ip 192.168.1.185 --out calibration   # the camera's pose: bench.json
 
 Positions are metres in the sim world frame (arm base at the origin, +x forward, +z up). The
 workspace box and the max step come from the model; --box-low/--box-high/--max-step-m can only
@@ -21,8 +22,8 @@ import time
 import numpy as np
 
 from deploy import loop, safety
-from mjx_reach.contract import DeployError
-from deploy.bench import check_bench, load_bench
+from mjx_reach.contract import DeployError, load_bench
+from deploy.bench import check_bench
 from deploy.policy import Policy
 
 
@@ -89,6 +90,11 @@ def open_devices(args, policy: Policy):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["calibrate"]:
+        from deploy import calibrate
+
+        return calibrate.main(argv[1:])
     args = parser().parse_args(argv)
     try:
         if not args.twin and not (args.ip and args.bench):
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             raise DeployError(f"--max-steps must be >= 1, got {max_steps}")
         drift = safety.DriftLimits(args.drift_warn_m, args.drift_stop_m, args.drift_patience)
         options = loop.Options(max_steps, args.stop_at_goal, drift, args.log_raw_frames)
-        view = loop.view_guard(meta, *((bench.camera_pos, bench.camera_lookat) if bench else ()))
+        view = loop.view_guard(meta, *((bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg) if bench else ()))
         plan = {"model": args.onnx, "config_hash": meta.config_hash, "box_low": limits.low.tolist(), "box_high": limits.high.tolist(),
                 "max_step_m": limits.max_step_m, "goals": goals.tolist(), "in_sim_eval": meta.raw.get("eval")}
         print(json.dumps(plan))

@@ -5,7 +5,8 @@ The rest of deploy speaks metres in the sim world frame; ``XArm`` converts to th
 policy was trained with (gripper pointing down) into the SDK's roll/pitch/yaw in degrees
 (fixed axes: R = Rz(yaw) Ry(pitch) Rx(roll)). It wraps ``xarm.wrapper.XArmAPI`` (xArm-Python-SDK):
 ``connect``, ``clean_error``, ``clean_warn``, ``motion_enable``, ``set_mode(0)`` (position mode),
-``set_state(0)``, ``set_position(..., wait=True)``, ``get_position``, ``error_code``, ``warn_code``,
+``set_state(0)``, ``set_position(..., wait=True)``, ``get_position``, ``get_servo_angle`` (calibration),
+``error_code``, ``warn_code``,
 ``connected``, ``tcp_offset``, ``emergency_stop``, ``disconnect``. SDK calls return a code; any
 code other than 0 raises ``ArmError``.
 
@@ -61,6 +62,14 @@ def sdk_mm_to_world(point_mm, world_to_base) -> np.ndarray:
     w2b = np.asarray(world_to_base, np.float64)
     base = np.asarray(point_mm, np.float64) / MM_PER_M
     return w2b[:3, :3].T @ (base - w2b[:3, 3])
+
+
+def xmat_from_rpy_deg(rpy) -> np.ndarray:
+    """Rotation (3, 3) R = Rz(yaw) Ry(pitch) Rx(roll) of roll, pitch, yaw (3,) in degrees (``rpy_deg``'s inverse)."""
+    (cr, cp, cy), (sr, sp, sy) = np.cos(np.deg2rad(rpy)), np.sin(np.deg2rad(rpy))
+    return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+                     [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+                     [-sp, cp * sr, cp * cr]])
 
 
 def rpy_deg(rot) -> np.ndarray:
@@ -141,16 +150,30 @@ class XArm:
             raise ArmError(f"xArm controller warning code {self.api.warn_code} (see the xArm controller warn code table)")
 
     def position(self) -> np.ndarray:
+        return self.pose()[0]
+
+    def pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Measured tool centre point (3,) m and tool rotation (3, 3), world frame."""
         self.check()
         code, pose = self.api.get_position(is_radian=False)
         if code != 0:
             raise ArmError(f"xArm get_position returned code {code}")
-        return sdk_mm_to_world(pose[:3], self.world_to_base)
+        return sdk_mm_to_world(pose[:3], self.world_to_base), self.world_to_base[:3, :3].T @ xmat_from_rpy_deg(pose[3:6])
 
-    def move_to(self, target) -> None:
+    def joint_angles(self) -> np.ndarray:
+        """Measured joint angles (7,) rad."""
+        self.check()
+        code, angles = self.api.get_servo_angle(is_radian=True)
+        if code != 0:
+            raise ArmError(f"xArm get_servo_angle returned code {code}")
+        return np.asarray(angles[:7], np.float64)
+
+    def move_to(self, target, rotation=None) -> None:
+        """Move the tool centre point to ``target`` (3,) m; the flange at world rotation ``rotation``
+        (3, 3), by default the policy's (gripper pointing down)."""
         self.check()
         x, y, z = world_to_sdk_mm(target, self.world_to_base)
-        roll, pitch, yaw = self.rpy_deg
+        roll, pitch, yaw = self.rpy_deg if rotation is None else rpy_deg(self.world_to_base[:3, :3] @ np.asarray(rotation, np.float64))
         self._call("set_position", x=float(x), y=float(y), z=float(z), roll=float(roll), pitch=float(pitch), yaw=float(yaw),
                    speed=self.speed_mm_s, mvacc=self.accel_mm_s2, is_radian=False, wait=True)
         self.check()

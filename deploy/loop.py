@@ -175,13 +175,14 @@ def _stop(arm: Arm, say: Callable[[str], None]) -> None:
         say(f"warning: could not send stop to the arm: {type(e).__name__}: {e}")
 
 
-def view_guard(meta: Metadata, cam_pos=None, cam_lookat=None) -> safety.ViewGuard:
+def view_guard(meta: Metadata, cam_pos=None, cam_lookat=None, cam_roll_deg=None) -> safety.ViewGuard:
     """The view guard for the policy camera (default: where the model was trained; pass the bench's
     measured pose on the real arm), with the model's image, field of view, gripper and margin."""
     return safety.ViewGuard(
         np.asarray(meta.camera_pos if cam_pos is None else cam_pos, np.float64),
         np.asarray(meta.camera_lookat if cam_lookat is None else cam_lookat, np.float64),
         meta.fovy_deg, meta.image_hw, meta.gripper_half_width_m, meta.gripper_height_m, meta.frame_margin_px,
+        meta.camera_roll_deg if cam_roll_deg is None else cam_roll_deg,
     )
 
 

@@ -30,6 +30,9 @@ class Metadata:
     """(3,) training camera position, m."""
     camera_lookat: np.ndarray
     """(3,) a point on the training camera's optical axis, m."""
+    camera_roll_deg: float
+    """Training camera's roll about its optical axis, degrees (``camera.camera_xmat``; 0 for models
+    exported before roll existed)."""
     fovy_deg: float
     camera_jitter: dict
     """Camera randomization seen in training: ``pos_m`` per axis, ``rot_deg``, ``fovy_deg``."""
@@ -111,6 +114,7 @@ def parse_metadata(text: str) -> Metadata:
         channels=image["channels"],
         camera_pos=_array(data, "camera.pos", (3,)),
         camera_lookat=_array(data, "camera.lookat", (3,)),
+        camera_roll_deg=_number(data, "camera.roll_deg", positive=False) if "roll_deg" in data["camera"] else 0.0,
         fovy_deg=_number(data, "camera.fovy_deg"),
         camera_jitter=jitter,
         preprocessing=_field(data, "preprocessing"),

@@ -82,12 +82,15 @@ class ViewGuard:
     half_width_m: float
     height_m: float
     margin_px: float
+    roll_deg: float = 0.0
+    """Camera roll about its optical axis, degrees (``camera.camera_xmat``)."""
 
     def check(self, tcp, what: str) -> None:
         """Raise ``SafetyError`` naming ``what`` (e.g. "target") if the gripper at ``tcp`` (3,) m is
         not wholly in view."""
         hull, uv, inside = camera_model.gripper_visibility(
-            tcp, self.cam_pos, self.cam_lookat, self.fovy_deg, self.image_hw, self.half_width_m, self.height_m, self.margin_px
+            tcp, self.cam_pos, self.cam_lookat, self.fovy_deg, self.image_hw, self.half_width_m, self.height_m, self.margin_px,
+            self.roll_deg,
         )
         if not inside.all():
             worst = int(np.argmin(inside))

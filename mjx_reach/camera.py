@@ -33,6 +33,39 @@ def look_at_xmat(pos, lookat, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     return np.stack([x, y, z], axis=1)
 
 
+def roll_xmat(roll_deg: float) -> np.ndarray:
+    """Rotation (3, 3) by ``roll_deg`` degrees about the camera's z axis (right-hand rule; z points
+    backwards, out of the lens towards whoever stands behind the camera)."""
+    c, s = np.cos(np.deg2rad(roll_deg)), np.sin(np.deg2rad(roll_deg))
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def camera_xmat(pos, lookat, roll_deg: float = 0.0) -> np.ndarray:
+    """Camera-to-world rotation (3, 3) of a camera at ``pos`` looking at ``lookat`` (metres), rolled
+    by ``roll_deg`` degrees about its optical axis.
+
+    Roll convention: 0 is level (the image's x axis horizontal, ``look_at_xmat``); a positive roll
+    turns the camera counter-clockwise as seen from behind it (its right axis tilts up), so the scene
+    turns clockwise in the image.
+    """
+    return look_at_xmat(pos, lookat) @ roll_xmat(roll_deg)
+
+
+def lookat_roll_from_xmat(pos, xmat, distance_m: float = 1.0) -> tuple[np.ndarray, float]:
+    """The (look-at point (3,) m, roll in degrees) that ``camera_xmat`` turns back into the camera
+    rotation ``xmat`` (3, 3): the look-at point is ``distance_m`` along the optical axis from ``pos``."""
+    pos, xmat = np.asarray(pos, np.float64), np.asarray(xmat, np.float64)
+    lookat = pos - distance_m * xmat[:, 2]
+    rel = look_at_xmat(pos, lookat).T @ xmat
+    return lookat, float(np.rad2deg(np.arctan2(rel[1, 0], rel[0, 0])))
+
+
+def rotation_angle_deg(a, b) -> float:
+    """Angle (degrees) of the rotation between two rotation matrices (3, 3)."""
+    rel = np.asarray(a, np.float64).T @ np.asarray(b, np.float64)
+    return float(np.rad2deg(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0))))
+
+
 def focal_length_px(fovy_deg: float, height_px: int) -> float:
     """Focal length in pixels of a camera with vertical field of view ``fovy_deg`` (degrees)."""
     return 0.5 * height_px / np.tan(np.deg2rad(fovy_deg) / 2.0)
@@ -85,12 +118,13 @@ def pixels_inside(uv, depth, image_hw: tuple[int, int], margin_px: float) -> np.
 
 
 def gripper_visibility(tcp, cam_pos, cam_lookat, fovy_deg: float, image_hw: tuple[int, int], half_width_m: float,
-                       height_m: float, margin_px: float):
+                       height_m: float, margin_px: float, roll_deg: float = 0.0):
     """Gripper hull corners (K, 3) [m] around tool centre points ``tcp`` (..., 3) [m], their pixels
-    (K, 2) in the camera at ``cam_pos`` looking at ``cam_lookat`` (metres) with vertical field of
-    view ``fovy_deg`` and image ``image_hw`` (height, width), and whether each lies in front of it and
-    ``margin_px`` inside the image. Shared by config validation and the deploy loop's view guard."""
-    xmat = look_at_xmat(cam_pos, cam_lookat)
+    (K, 2) in the camera at ``cam_pos`` looking at ``cam_lookat`` (metres), rolled by ``roll_deg``
+    (``camera_xmat``), with vertical field of view ``fovy_deg`` and image ``image_hw`` (height,
+    width), and whether each lies in front of it and ``margin_px`` inside the image. Shared by
+    config validation and the deploy loop's view guard."""
+    xmat = camera_xmat(cam_pos, cam_lookat, roll_deg)
     hull = gripper_hull(tcp, half_width_m, height_m).reshape(-1, 3)
     uv, depth = project(hull, cam_pos, xmat, fovy_deg, image_hw)
     return hull, uv, pixels_inside(uv, depth, image_hw, margin_px)
@@ -197,3 +231,27 @@ def _area_weights(start: float, length: float, n_out: int, n_in: int) -> tuple[n
     overlap = np.clip(np.minimum(edges[1:, None], pix + 1) - np.maximum(edges[:-1, None], pix), 0.0, None)
     overlap[pix >= n_in] = 0.0
     return np.minimum(pix, n_in - 1), (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def rotvec_to_xmat(rotvec) -> np.ndarray:
+    """Rotation matrix (3, 3) of a rotation vector (3,) rad (Rodrigues)."""
+    rotvec = np.asarray(rotvec, np.float64)
+    angle = np.linalg.norm(rotvec)
+    if angle < 1e-12:
+        return np.eye(3)
+    k = rotvec / angle
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * kx + (1.0 - np.cos(angle)) * kx @ kx
+
+
+def xmat_to_rotvec(xmat) -> np.ndarray:
+    """Rotation vector (3,) rad of a rotation matrix (3, 3)."""
+    r = np.asarray(xmat, np.float64)
+    angle = np.arccos(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    if angle < 1e-9:
+        return axis / 2.0
+    if np.pi - angle < 1e-6:  # near a half turn the antisymmetric part vanishes
+        w, v = np.linalg.eigh((r + np.eye(3)) / 2.0)
+        return v[:, -1] * angle
+    return axis * angle / (2.0 * np.sin(angle))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import math
 import typing
 from typing import Literal
@@ -16,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from mjx_reach import camera as camera_model
+from mjx_reach import contract
 
 Vec3 = tuple[float, float, float]
 
@@ -38,6 +40,9 @@ class CameraConfig:
     """Point the optical axis passes through, metres."""
     fovy_deg: float = 42.5
     """Vertical field of view, degrees."""
+    roll_deg: float = 0.0
+    """Rotation about the optical axis, degrees (``camera.camera_xmat``): 0 is level; positive turns
+    the camera counter-clockwise as seen from behind it, so the scene turns clockwise in the image."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,6 +376,23 @@ def override(cfg: Config, total_env_steps: int | None = None, num_envs: int | No
     return dataclasses.replace(_with(cfg, train=train), **top)
 
 
+def with_bench_camera(cfg: Config, bench_path: str | os.PathLike) -> Config:
+    """``cfg`` with its policy camera from the bench file at ``bench_path`` (``contract.load_bench``,
+    e.g. written by ``python -m deploy calibrate``): position, look-at point, roll and, when the bench
+    has one, the field of view; validated (the workspace box must stay in view). Any problem is a
+    one-line ``ConfigError`` naming the bench."""
+    try:
+        bench = contract.load_bench(bench_path)
+    except contract.PolicyError as e:
+        raise ConfigError(f"--bench: {e}") from None
+    fovy = cfg.env.camera.fovy_deg if bench.camera_fovy_deg is None else bench.camera_fovy_deg
+    camera = CameraConfig(pos=bench.camera_pos, lookat=bench.camera_lookat, fovy_deg=fovy, roll_deg=bench.camera_roll_deg)
+    try:
+        return validate(_with(cfg, env={"camera": camera}))
+    except ConfigError as e:
+        raise ConfigError(f"--bench {bench_path}: {e}") from None
+
+
 def validate(cfg: Config) -> Config:
     """Check ``cfg``; raise ``ConfigError`` (one line, naming the field) on the first problem."""
     env, dr = cfg.env, cfg.randomization
@@ -397,6 +419,7 @@ def validate(cfg: Config) -> Config:
     _require(bool(low[2] - env.gripper_half_width_m >= 0.0), "env.workspace_low", f"z={low[2]} puts the gripper into the table (needs >= gripper_half_width_m={env.gripper_half_width_m})")
     for name, cam in [("env.camera", env.camera)] + ([("env.camera2", env.camera2)] if env.second_camera else []):
         _require(0 < cam.fovy_deg < 150, f"{name}.fovy_deg", f"must be in (0, 150) degrees, got {cam.fovy_deg}")
+        _require(-180 <= cam.roll_deg <= 180, f"{name}.roll_deg", f"must be in [-180, 180] degrees, got {cam.roll_deg}")
         try:
             hull, uv, inside = gripper_visibility(env, cam, camera_model.box_corners(low, high))
         except ValueError as e:
@@ -452,7 +475,7 @@ def image_shape(env: EnvConfig) -> tuple[int, int, int]:
 def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp):
     """``camera.gripper_visibility`` for camera ``cam`` and the gripper/image settings of ``env``."""
     return camera_model.gripper_visibility(tcp, cam.pos, cam.lookat, cam.fovy_deg, env.image_size, env.gripper_half_width_m,
-                                           env.gripper_height_m, env.frame_margin_px)
+                                           env.gripper_height_m, env.frame_margin_px, cam.roll_deg)
 
 
 def _require(ok: bool, field: str, message: str) -> None:

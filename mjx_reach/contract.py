@@ -1,14 +1,21 @@
-"""The deploy contract, shared by the exporter and the deploy loop (pure Python: no numpy needed, no JAX, no MuJoCo).
+"""The contract between training and deploy (pure Python: no numpy, no JAX, no MuJoCo).
 
 What an exported model promises: the ONNX metadata key and schema version of the JSON it carries
 (``mjx_reach.export.metadata`` writes it, ``deploy.policy.parse_metadata`` reads it), the graph's
 input and output names, the ONNX-vs-JAX parity tolerance export enforces, and the tolerances
-deploy applies when it holds a model's training camera against a bench. And how a device tells the
-loop to stop: the error types raised by deploy's drivers and by the library's stand-ins for them
-(``mjx_reach.standins``), each with a one-line message naming the cause.
+deploy applies when it holds a model's training camera against a bench. The bench file
+(``BENCH_EXAMPLE``): written by ``python -m deploy calibrate``, read by ``train.py --bench`` and
+``python -m deploy --bench`` (``load_bench``). And how a device tells the loop to stop: the error
+types raised by deploy's drivers and by the library's stand-ins for them (``mjx_reach.standins``),
+each with a one-line message naming the cause.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
 
 METADATA_KEY = "mjx_reach"
 """ONNX metadata key of the contract's JSON string."""
@@ -44,3 +51,41 @@ class ArmError(DeployError):
 
 class SafetyError(DeployError):
     """A safety check refused a limit, a policy output or a target."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """The real bench as measured or calibrated (sim world frame: arm base at the origin, metres)."""
+
+    camera_pos: tuple[float, float, float]
+    camera_lookat: tuple[float, float, float]
+    image_hw: tuple[int, int] | None = None
+    """Policy image size this bench expects, (height, width); None accepts the model's."""
+    camera_roll_deg: float = 0.0
+    """Camera roll about its optical axis, degrees (``camera.camera_xmat``)."""
+    camera_fovy_deg: float | None = None
+    """Vertical field of view of the real camera's full frame, degrees (written by ``python -m
+    deploy calibrate``; ``train.py --bench`` trains with it; deploy crops with the stream's own
+    intrinsics)."""
+
+
+BENCH_EXAMPLE = '{"camera": {"pos": [x, y, z], "lookat": [x, y, z], "roll_deg": r}, "image": {"height": H, "width": W}}'
+"""The bench JSON (metres, sim world frame, degrees); ``image`` and ``camera.roll_deg`` are optional
+(``python -m deploy calibrate`` writes more fields: ``camera.fovy_deg``, ``intrinsics``, ``calibration``)."""
+
+
+def load_bench(path: str | os.PathLike) -> Bench:
+    """Read a bench JSON (``BENCH_EXAMPLE``); an unreadable one is a one-line ``PolicyError``."""
+    path = pathlib.Path(path)
+    try:
+        data = json.loads(path.read_text())
+        camera, image = data["camera"], data.get("image")
+        return Bench(
+            camera_pos=tuple(float(v) for v in camera["pos"]),
+            camera_lookat=tuple(float(v) for v in camera["lookat"]),
+            image_hw=None if image is None else (int(image["height"]), int(image["width"])),
+            camera_roll_deg=float(camera.get("roll_deg", 0.0)),
+            camera_fovy_deg=None if camera.get("fovy_deg") is None else float(camera["fovy_deg"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PolicyError(f"bench file {path}: unreadable ({type(e).__name__}: {e}); expected {BENCH_EXAMPLE}") from None

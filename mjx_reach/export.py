@@ -80,7 +80,7 @@ def metadata(cfg: config_lib.Config, eval_result: dict | None = None) -> dict:
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),
         "image": {"height": height, "width": width, "channels": channels},
-        "camera": {"pos": list(env.camera.pos), "lookat": list(env.camera.lookat), "fovy_deg": env.camera.fovy_deg, "trained_jitter": jitter},
+        "camera": {"pos": list(env.camera.pos), "lookat": list(env.camera.lookat), "roll_deg": env.camera.roll_deg, "fovy_deg": env.camera.fovy_deg, "trained_jitter": jitter},
         "preprocessing": camera_model.PREPROCESSING,
         "max_step_m": env.max_step_m,
         "workspace": {"low": list(env.workspace_low), "high": list(env.workspace_high)},

@@ -57,7 +57,7 @@ class Scene:
 
 def _add_camera(body, name: str, cam: CameraConfig) -> None:
     quat = np.zeros(4)
-    mujoco.mju_mat2Quat(quat, camera_model.look_at_xmat(cam.pos, cam.lookat).ravel())
+    mujoco.mju_mat2Quat(quat, camera_model.camera_xmat(cam.pos, cam.lookat, cam.roll_deg).ravel())
     body.add_camera(name=name, pos=list(cam.pos), quat=list(quat), fovy=cam.fovy_deg)
 
 

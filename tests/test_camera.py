@@ -123,3 +123,43 @@ def test_box_corners_and_gripper_hull():
     assert hull.shape == (2, 8, 3)
     assert np.allclose(hull.min(axis=1), tcp - [0.05, 0.05, 0.05])
     assert np.allclose(hull.max(axis=1), tcp + [0.05, 0.05, 0.17])
+
+
+# --- roll -------------------------------------------------------------------------------------------
+def test_roll_turns_the_scene_clockwise_about_the_image_centre():
+    """A positive roll turns the camera counter-clockwise seen from behind it, so every point's pixel
+    turns clockwise about the principal point (u right, v down) by the roll, at the same radius."""
+    cam, hw, roll = CameraConfig(), (480, 640), 10.0
+    points = np.random.default_rng(0).uniform([0.25, -0.2, 0.08], [0.6, 0.2, 0.36], (20, 3))
+    level, _ = cm.project(points, cam.pos, cm.camera_xmat(cam.pos, cam.lookat), cam.fovy_deg, hw)
+    rolled, _ = cm.project(points, cam.pos, cm.camera_xmat(cam.pos, cam.lookat, roll), cam.fovy_deg, hw)
+    centre = np.array([hw[1] / 2, hw[0] / 2])
+    a, b = level - centre, rolled - centre
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1), atol=1e-9)
+    # clockwise on screen (v down) is a positive angle in (u, v) coordinates
+    turn = np.rad2deg(np.arctan2(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0], np.sum(a * b, axis=1)))
+    np.testing.assert_allclose(turn, roll, atol=1e-9)
+    np.testing.assert_allclose(cm.camera_xmat(cam.pos, cam.lookat, 0.0), cm.look_at_xmat(cam.pos, cam.lookat))
+
+
+@pytest.mark.parametrize("roll", [-170.0, -3.0, 0.0, 2.5, 90.0])
+def test_lookat_and_roll_round_trip_through_the_rotation(roll):
+    cam = CameraConfig()
+    xmat = cm.camera_xmat(cam.pos, cam.lookat, roll)
+    lookat, got = cm.lookat_roll_from_xmat(cam.pos, xmat, distance_m=0.7)
+    assert got == pytest.approx(roll, abs=1e-9)
+    np.testing.assert_allclose(cm.camera_xmat(cam.pos, lookat, got), xmat, atol=1e-12)
+    assert np.linalg.norm(lookat - np.asarray(cam.pos)) == pytest.approx(0.7)
+    assert cm.rotation_angle_deg(xmat, cm.camera_xmat(cam.pos, cam.lookat)) == pytest.approx(abs(roll), abs=1e-6)
+
+
+def test_gripper_visibility_sees_the_roll():
+    """A tool centre point near the image's corner leaves the frame when the camera rolls."""
+    cam, hw = CameraConfig(), (84, 84)
+    xmat = cm.look_at_xmat(cam.pos, cam.lookat)
+    f = cm.focal_length_px(cam.fovy_deg, hw[0])
+    depth = 1.2  # a point 1.2 m in front of the camera, at pixel (4, 4) of the level camera
+    tcp = np.asarray(cam.pos) + xmat @ np.array([(4 - 42) * depth / f, (42 - 4) * depth / f, -depth])
+    args = (cam.pos, cam.lookat, cam.fovy_deg, hw, 0.001, 0.001, 1.0)
+    assert cm.gripper_visibility(tcp, *args)[2].all()
+    assert not cm.gripper_visibility(tcp, *args, roll_deg=20.0)[2].all()

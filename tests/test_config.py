@@ -60,6 +60,7 @@ def test_defaults_are_valid():
         (_env(init_joint_noise_rad=-0.1), "env.init_joint_noise_rad"),
         (_env(depth_range_m=(2.0, 0.5)), "env.depth_range_m"),
         (_env(camera=CameraConfig(fovy_deg=170.0)), "env.camera.fovy_deg"),
+        (_env(camera=CameraConfig(roll_deg=200.0)), "env.camera.roll_deg"),
         (_env(camera=CameraConfig(pos=(0.4, 0.0, 0.3))), "env.camera.lookat"),  # pos == lookat
         (_env(camera=CameraConfig(pos=(0.4, 0.0, 2.0))), "env.camera.lookat"),  # straight down
         (_env(second_camera=True, camera2=CameraConfig(pos=(0.4, 0.0, 0.3))), "env.camera2.lookat"),

@@ -124,22 +124,45 @@ def test_model_without_metadata_or_damaged_is_refused(tmp_path, meta_dict):
 
 def test_bench_must_match_the_trained_camera_and_image(meta):
     cam = Config().env.camera
-    bench_lib.check_bench(meta, bench_lib.Bench(cam.pos, cam.lookat, (84, 84)))
-    bench_lib.check_bench(meta, bench_lib.Bench(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
+    bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, (84, 84)))
+    bench_lib.check_bench(meta, contract.Bench(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
     with pytest.raises(PolicyError, match="image size"):
-        bench_lib.check_bench(meta, bench_lib.Bench(cam.pos, cam.lookat, (96, 96)))
+        bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, (96, 96)))
     with pytest.raises(PolicyError, match="camera position"):
-        bench_lib.check_bench(meta, bench_lib.Bench(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
+        bench_lib.check_bench(meta, contract.Bench(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
     turned = np.add(cam.lookat, [0.2, 0.0, 0.0])  # ~8 deg about the vertical axis
     with pytest.raises(PolicyError, match="camera orientation"):
-        bench_lib.check_bench(meta, bench_lib.Bench(cam.pos, tuple(turned)))
+        bench_lib.check_bench(meta, contract.Bench(cam.pos, tuple(turned)))
+    bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, camera_roll_deg=1.5))  # inside the 2 deg jitter
+    with pytest.raises(PolicyError, match="camera orientation.*roll"):
+        bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, camera_roll_deg=3.0))
+
+
+def test_roll_in_contract_and_bench_and_old_files_without_it(tmp_path, meta_dict):
+    """The contract and the bench carry the camera roll; a model or bench without it reads as level."""
+    rolled = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", 3.0)))
+    assert rolled.camera_roll_deg == 3.0 and meta_dict["camera"]["roll_deg"] == 0.0
+    old = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", ...)))
+    assert old.camera_roll_deg == 0.0
+    cam = Config().env.camera
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat)}}))
+    assert contract.load_bench(bench).camera_roll_deg == 0.0
+    bench_lib.check_bench(old, contract.load_bench(bench))
+    bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat), "roll_deg": 3.0, "fovy_deg": 42.0}}))
+    loaded = contract.load_bench(bench)
+    assert (loaded.camera_roll_deg, loaded.camera_fovy_deg) == (3.0, 42.0)
+    bench_lib.check_bench(rolled, loaded)
+    with pytest.raises(PolicyError, match="camera orientation"):
+        bench_lib.check_bench(old, loaded)
+    assert loop.view_guard(rolled).roll_deg == 3.0 and loop.view_guard(rolled, cam.pos, cam.lookat, -1.0).roll_deg == -1.0
 
 
 def test_bench_file_errors_are_one_line(tmp_path):
     bad = tmp_path / "bench.json"
     bad.write_text('{"camera": {"pos": [1, 2]}}')
     with pytest.raises(PolicyError) as err:
-        bench_lib.load_bench(bad)
+        contract.load_bench(bad)
     assert "bench file" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -528,7 +551,7 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
 
 
 def test_deploy_imports_no_jax_mujoco_or_flax():
-    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.bench, deploy.camera; "
+    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.bench, deploy.camera, deploy.calibrate; "
             "heavy = [m for m in ('jax', 'mujoco', 'flax', 'mjx_reach.config', 'mjx_reach.env') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
@@ -545,6 +568,8 @@ def test_fresh_deploy_only_venv(tmp_path, meta_dict):
     assert pip.returncode == 0, f"pip install -e .[deploy] failed (network/PyPI needed):\n{pip.stderr[-3000:]}"
     help_ = subprocess.run([str(py), "-m", "deploy", "--help"], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert help_.returncode == 0 and "--twin" in help_.stdout and "--box-low" in help_.stdout
+    marker = subprocess.run([str(py), "-m", "deploy", "calibrate", "--print-marker", "m.png"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert marker.returncode == 0 and (tmp_path / "m.png").is_file(), marker.stderr[-2000:]
     for heavy in ("jax", "mujoco", "flax"):
         probe = subprocess.run([str(py), "-c", f"import {heavy}"], capture_output=True, text=True, cwd=tmp_path, check=False)
         assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr

@@ -38,7 +38,7 @@ def test_metadata_records_the_deploy_contract(exported):
     env = cfg.env
     assert meta["image"] == {"height": 84, "width": 84, "channels": 3}
     assert meta["camera"]["pos"] == list(env.camera.pos) and meta["camera"]["lookat"] == list(env.camera.lookat)
-    assert meta["camera"]["fovy_deg"] == env.camera.fovy_deg
+    assert meta["camera"]["fovy_deg"] == env.camera.fovy_deg and meta["camera"]["roll_deg"] == env.camera.roll_deg
     assert meta["camera"]["trained_jitter"] == {"pos_m": cfg.randomization.cam_pos_m, "rot_deg": cfg.randomization.cam_rot_deg, "fovy_deg": cfg.randomization.cam_fovy_deg}
     assert meta["preprocessing"] == camera_model.PREPROCESSING
     assert meta["max_step_m"] == env.max_step_m and meta["success_threshold_m"] == env.success_threshold_m
