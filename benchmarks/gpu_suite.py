@@ -147,7 +147,8 @@ def train_flags(args) -> list[str]:
 
 
 def train_measurement(args, work: pathlib.Path) -> dict:
-    from mjx_reach import training  # after the env/update subprocesses: the suite itself never uses a device
+    # imported here, after the env/update subprocesses: the suite itself never uses a device
+    from mjx_reach import training
 
     run = work / "train"
     flags = train_flags(args)
@@ -206,10 +207,10 @@ def markdown(record: dict) -> str:
     t = record["train"]
     tts = "not reached" if t["time_to_success_2cm_s"] is None else f"{t['time_to_success_2cm_s']:.0f}"
     best = "n/a" if t["best_eval_success_2cm"] is None else f"{t['best_eval_success_2cm']:.2f}"
-    lines += ["", "| num_envs | env steps | wall s | env-steps/s end to end | env-steps/s loop | time to success@2 cm s "
-              "| best held-out success@2 cm | stopped | GPU used GB | host RSS GB |", "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
-              f"| {t['num_envs']} | {t['env_steps']:,} | {t['wall_s']:.0f} | {_rate(t['env_steps_per_s'])} | {_rate(t['train_loop_env_steps_per_s'])} "
-              f"| {tts} | {best} | {t['stopped']} | {_gb(t['gpu_used_peak_bytes'])} | {_gb(t['host_peak_rss_bytes'])} |"]
+    lines += ["", ("| num_envs | env steps | wall s | env-steps/s end to end | env-steps/s loop | time to success@2 cm s "
+                   "| best held-out success@2 cm | stopped | GPU used GB | host RSS GB |"), "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+              (f"| {t['num_envs']} | {t['env_steps']:,} | {t['wall_s']:.0f} | {_rate(t['env_steps_per_s'])} | {_rate(t['train_loop_env_steps_per_s'])} "
+               f"| {tts} | {best} | {t['stopped']} | {_gb(t['gpu_used_peak_bytes'])} | {_gb(t['host_peak_rss_bytes'])} |")]
     return "\n".join(lines)
 
 

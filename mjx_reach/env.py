@@ -35,7 +35,13 @@ from mujoco import mjx
 
 from mjx_reach import ik, randomize, render
 from mjx_reach import scene as scene_lib
-from mjx_reach.config import Config, EnvConfig, gripper_visibility, image_shape, validate
+from mjx_reach.config import (
+    Config,
+    EnvConfig,
+    gripper_visibility,
+    image_shape,
+    validate,
+)
 
 STATE_DIM = 20
 OVERVIEW_HW = (240, 320)
