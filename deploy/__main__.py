@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from deploy import loop, safety
+from deploy.arm import Arm
 from mjx_reach.contract import DeployError, load_bench
 from deploy.bench import check_bench
 from deploy.policy import Policy
@@ -59,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_goals(args, limits: safety.Limits) -> np.ndarray:
+def read_goals(args: argparse.Namespace, limits: safety.Limits) -> np.ndarray:
     """(N, 3) goals from --goal, --goals-file and --random-goals, checked inside the box."""
     goals = [np.asarray(args.goal or [], np.float64).reshape(-1, 3)]
     if args.goals_file:
@@ -74,7 +75,7 @@ def read_goals(args, limits: safety.Limits) -> np.ndarray:
     return loop.check_goals(goals, limits)
 
 
-def open_devices(args, policy: Policy):
+def open_devices(args: argparse.Namespace, policy: Policy) -> tuple[loop.Camera, Arm]:
     """(camera, arm) for the twin or the real bench."""
     meta = policy.meta
     if args.twin:

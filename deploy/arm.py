@@ -19,6 +19,7 @@ import time
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mjx_reach.contract import ArmError
 
@@ -38,7 +39,7 @@ class Arm(Protocol):
     def position(self) -> np.ndarray:
         """Measured ee position (3,) m."""
 
-    def move_to(self, target) -> None:
+    def move_to(self, target: np.ndarray) -> None:
         """Move the ee to ``target`` (3,) m, gripper pointing down; returns when the move is done."""
 
     def check(self) -> None:
@@ -51,20 +52,20 @@ class Arm(Protocol):
         """Disconnect."""
 
 
-def world_to_sdk_mm(point_m, world_to_base) -> np.ndarray:
+def world_to_sdk_mm(point_m: ArrayLike, world_to_base: np.ndarray) -> np.ndarray:
     """A world point (3,) m as the SDK's base-frame (x, y, z) in mm."""
     w2b = np.asarray(world_to_base, np.float64)
     return (w2b[:3, :3] @ np.asarray(point_m, np.float64) + w2b[:3, 3]) * MM_PER_M
 
 
-def sdk_mm_to_world(point_mm, world_to_base) -> np.ndarray:
+def sdk_mm_to_world(point_mm: ArrayLike, world_to_base: np.ndarray) -> np.ndarray:
     """The SDK's base-frame (x, y, z) in mm as a world point (3,) m."""
     w2b = np.asarray(world_to_base, np.float64)
     base = np.asarray(point_mm, np.float64) / MM_PER_M
     return w2b[:3, :3].T @ (base - w2b[:3, 3])
 
 
-def xmat_from_rpy_deg(rpy) -> np.ndarray:
+def xmat_from_rpy_deg(rpy: ArrayLike) -> np.ndarray:
     """Rotation (3, 3) R = Rz(yaw) Ry(pitch) Rx(roll) of roll, pitch, yaw (3,) in degrees (``rpy_deg``'s inverse)."""
     (cr, cp, cy), (sr, sp, sy) = np.cos(np.deg2rad(rpy)), np.sin(np.deg2rad(rpy))
     return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
@@ -72,7 +73,7 @@ def xmat_from_rpy_deg(rpy) -> np.ndarray:
                      [-sp, cp * sr, cp * cr]])
 
 
-def rpy_deg(rot) -> np.ndarray:
+def rpy_deg(rot: np.ndarray) -> np.ndarray:
     """Roll, pitch, yaw (3,) in degrees of a rotation (3, 3) with R = Rz(yaw) Ry(pitch) Rx(roll)."""
     r = np.asarray(rot, np.float64)
     pitch = np.arcsin(np.clip(-r[2, 0], -1.0, 1.0))
@@ -168,7 +169,7 @@ class XArm:
             raise ArmError(f"xArm get_servo_angle returned code {code}")
         return np.asarray(angles[:7], np.float64)
 
-    def move_to(self, target, rotation=None) -> None:
+    def move_to(self, target: np.ndarray, rotation: np.ndarray | None = None) -> None:
         """Move the tool centre point to ``target`` (3,) m; the flange at world rotation ``rotation``
         (3, 3), by default the policy's (gripper pointing down)."""
         self.check()

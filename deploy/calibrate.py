@@ -26,19 +26,21 @@ camera frame (+z forward, +y down) appears only inside this module. Distortion i
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
 import pathlib
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from deploy import safety
 from deploy.arm import Arm
-from deploy.loop import Camera, _stop
+from deploy.loop import Camera, stop_motion
 from mjx_reach.contract import DeployError
 from mjx_reach import camera as camera_model
 
@@ -71,7 +73,7 @@ class MarkerSpec:
         h = self.size_m / 2.0
         return np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
 
-    def cv_dictionary(self):
+    def cv_dictionary(self) -> Any:
         """The OpenCV ``aruco.Dictionary``; ``CalibrationError`` for an unknown name."""
         import cv2
 
@@ -121,7 +123,7 @@ class Settings:
 class CalibrationArm(Arm, Protocol):
     """What calibration drives: ``deploy.arm.Arm`` plus orientation and joint read-outs."""
 
-    def move_to(self, target, rotation=None) -> None:
+    def move_to(self, target: np.ndarray, rotation: np.ndarray | None = None) -> None:
         """Move the tool centre point to ``target`` (3,) m with the flange at world rotation
         ``rotation`` (3, 3) (None: gripper pointing down); returns when the move is done."""
 
@@ -134,7 +136,7 @@ class CalibrationArm(Arm, Protocol):
 
 # --- rotations --------------------------------------------------------------------------------------
 # --- the pose set -----------------------------------------------------------------------------------
-def pose_set(low, high, down_xmat, settings: Settings) -> list[tuple[np.ndarray, np.ndarray]]:
+def pose_set(low: ArrayLike, high: ArrayLike, down_xmat: ArrayLike, settings: Settings) -> list[tuple[np.ndarray, np.ndarray]]:
     """``settings.poses`` (tool centre point (3,) m, flange rotation (3, 3)) pairs: positions from a
     Latin hypercube over the box shrunk by ``box_margin_m``, rotations = ``down_xmat`` turned about
     the world's vertical axis by up to ``yaw_deg`` and tilted about the horizontal axes by up to
@@ -248,7 +250,7 @@ def _jacobian(x, obs: Observations, eps: float = 1e-6) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def initial_guess(obs: Observations):
+def initial_guess(obs: Observations) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Closed-form start: per-frame ``solvePnP`` marker poses, then ``calibrateRobotWorldHandEye``.
 
     With the camera fixed and the marker on the tool, OpenCV's eye-in-hand roles map as: its "world"
@@ -362,7 +364,7 @@ def bench_dict(sol: Solution, intr: camera_model.Intrinsics, marker: MarkerSpec,
     }
 
 
-def write_json(path, data: dict) -> None:
+def write_json(path: str | os.PathLike, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` atomically."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -393,7 +395,7 @@ class CalibrationLog:
         return Observations(np.asarray(self.corners_px, np.float64).reshape(-1, 4, 2)[ok], np.asarray(self.tool_pos, np.float64).reshape(-1, 3)[ok],
                             np.asarray(self.tool_xmat, np.float64).reshape(-1, 3, 3)[ok], self.intrinsics, marker)
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write the log to ``path`` (.npz) atomically. Arrays: ``frames`` (N, h, w, 3) uint8,
         ``joint_angles`` (N, 7) rad, ``tool_pos`` (N, 3) m, ``tool_xmat`` (N, 3, 3), ``commanded_pos``,
         ``commanded_xmat``, ``corners_px`` (N, 4, 2) (NaN where not detected), ``detected`` (N,),
@@ -409,14 +411,14 @@ class CalibrationLog:
         os.replace(tmp, path)
 
 
-def load_log(path) -> dict:
+def load_log(path: str | os.PathLike) -> dict:
     """A ``calibration_log.npz`` as a dict of arrays (``CalibrationLog.save``)."""
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
 
 
 # --- the procedure ----------------------------------------------------------------------------------
-def collect(arm: CalibrationArm, camera: Camera, poses, limits: safety.Limits, marker: MarkerSpec, log: CalibrationLog,
+def collect(arm: CalibrationArm, camera: Camera, poses: list[tuple[np.ndarray, np.ndarray]], limits: safety.Limits, marker: MarkerSpec, log: CalibrationLog,
             corner_noise_px: float = 0.0, rng: np.random.Generator | None = None, say: Callable[[str], None] = print,
             settle_frames: int = 0) -> None:
     """Move through ``poses`` (each position checked inside ``limits``' box before it is sent), read a
@@ -463,10 +465,10 @@ def run(arm: CalibrationArm, camera: Camera, limits: safety.Limits, settings: Se
         collect(arm, camera, poses, limits, settings.marker, log, corner_noise_px, np.random.default_rng(settings.seed + 1), say, settings.settle_frames)
         arm.move_to(home)
     except KeyboardInterrupt:
-        _stop(arm, say)
+        stop_motion(arm, say)
         return None, None, _finish(log, out, "interrupted (Ctrl-C): motion stopped")
     except DeployError as e:
-        _stop(arm, say)
+        stop_motion(arm, say)
         return None, None, _finish(log, out, str(e))
     finally:
         camera.close()
@@ -497,9 +499,7 @@ def marker_image(marker: MarkerSpec, dpi: int = 300) -> np.ndarray:
 
 
 # --- the command line -------------------------------------------------------------------------------
-def parser():
-    import argparse
-
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deploy calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = p.add_argument_group("where it runs")
     where.add_argument("--ip", help="the xArm controller's address (real arm; TCP offset [0, 0, 172] mm as for deploy)")

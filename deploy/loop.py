@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from deploy import safety
 from deploy.arm import Arm
@@ -83,7 +84,7 @@ class EpisodeLog:
             self.frames.append(frame)
         self.intrinsics = intr
 
-    def step(self, **row) -> None:
+    def step(self, **row: np.ndarray | float) -> None:
         """One step: ``image`` (H, W, 3) u8, ``action`` (3,), ``ee_pred``/``ee_sdk``/``target`` (3,) m
         (``target`` NaN when none was commanded), ``drift_m``."""
         row["time_s"] = time.time()
@@ -125,7 +126,7 @@ def random_goals(limits: safety.Limits, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(limits.low, limits.high, (count, 3))
 
 
-def check_goals(goals, limits: safety.Limits) -> np.ndarray:
+def check_goals(goals: ArrayLike, limits: safety.Limits) -> np.ndarray:
     """``goals`` (N, 3) m if all are finite and inside the box, else ``SafetyError``."""
     goals = np.asarray(goals, np.float64).reshape(-1, 3)
     for goal in goals:
@@ -134,7 +135,7 @@ def check_goals(goals, limits: safety.Limits) -> np.ndarray:
     return goals
 
 
-def run_episode(policy: Policy, camera: Camera, arm: Arm, goal, limits: safety.Limits, view: safety.ViewGuard,
+def run_episode(policy: Policy, camera: Camera, arm: Arm, goal: ArrayLike, limits: safety.Limits, view: safety.ViewGuard,
                 options: Options, log: EpisodeLog, say: Callable[[str], None]) -> EpisodeResult:
     """One episode towards ``goal`` (3,) m from the home pose; raises a ``DeployError`` on a stop."""
     meta = policy.meta
@@ -168,14 +169,16 @@ def run_episode(policy: Policy, camera: Camera, arm: Arm, goal, limits: safety.L
         steps += 1
 
 
-def _stop(arm: Arm, say: Callable[[str], None]) -> None:
+def stop_motion(arm: Arm, say: Callable[[str], None]) -> None:
+    """Stop the arm's motion; a failure (a lost connection) is said, not raised."""
     try:
         arm.stop()
     except Exception as e:  # a lost connection cannot be stopped through; say so and go on
         say(f"warning: could not send stop to the arm: {type(e).__name__}: {e}")
 
 
-def view_guard(meta: Metadata, cam_pos=None, cam_lookat=None, cam_roll_deg=None) -> safety.ViewGuard:
+def view_guard(meta: Metadata, cam_pos: ArrayLike | None = None, cam_lookat: ArrayLike | None = None,
+               cam_roll_deg: float | None = None) -> safety.ViewGuard:
     """The view guard for the policy camera (default: where the model was trained; pass the bench's
     measured pose on the real arm), with the model's image, field of view, gripper and margin."""
     return safety.ViewGuard(
@@ -186,7 +189,7 @@ def view_guard(meta: Metadata, cam_pos=None, cam_lookat=None, cam_roll_deg=None)
     )
 
 
-def run(policy: Policy, camera: Camera, arm: Arm, goals, limits: safety.Limits, view: safety.ViewGuard, options: Options,
+def run(policy: Policy, camera: Camera, arm: Arm, goals: ArrayLike, limits: safety.Limits, view: safety.ViewGuard, options: Options,
         log_dir: pathlib.Path, say: Callable[[str], None] = print) -> tuple[list[EpisodeResult], str | None]:
     """Run one episode per goal; returns (results of the finished episodes, cause of a stop or None).
     Motion is stopped before the cause is returned; camera and arm are closed at the end."""
@@ -200,7 +203,7 @@ def run(policy: Policy, camera: Camera, arm: Arm, goals, limits: safety.Limits, 
                 result = run_episode(policy, camera, arm, goal, limits, view, options, log, say)
                 log.ended_by = result.ended_by
             except BaseException as e:
-                _stop(arm, say)
+                stop_motion(arm, say)
                 log.ended_by = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else str(e)
                 raise
             finally:
@@ -208,10 +211,10 @@ def run(policy: Policy, camera: Camera, arm: Arm, goals, limits: safety.Limits, 
             results.append(result)
             say(f"episode {i}: goal {np.round(goal, 3).tolist()} m, final distance {result.final_distance_m * 100:.1f} cm after {result.steps} steps ({result.ended_by})")
     except KeyboardInterrupt:
-        _stop(arm, say)
+        stop_motion(arm, say)
         return results, "interrupted (Ctrl-C): motion stopped"
     except DeployError as e:
-        _stop(arm, say)
+        stop_motion(arm, say)
         return results, str(e)
     finally:
         camera.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mjx_reach.contract import SafetyError
 from mjx_reach import camera as camera_model
@@ -31,12 +32,12 @@ class Limits:
     high: np.ndarray
     max_step_m: float
 
-    def contains(self, point) -> bool:
+    def contains(self, point: ArrayLike) -> bool:
         point = np.asarray(point, np.float64)
         return bool(np.all(np.isfinite(point)) and np.all(point >= self.low) and np.all(point <= self.high))
 
 
-def tighten(limits: Limits, low=None, high=None, max_step_m: float | None = None) -> Limits:
+def tighten(limits: Limits, low: ArrayLike | None = None, high: ArrayLike | None = None, max_step_m: float | None = None) -> Limits:
     """``limits`` with the given overrides; each may only shrink the box or the step. Widening, an
     empty box or a non-finite value raises ``SafetyError`` (one line)."""
     new_low = limits.low if low is None else np.asarray(low, np.float64)
@@ -54,7 +55,7 @@ def tighten(limits: Limits, low=None, high=None, max_step_m: float | None = None
     return Limits(new_low, new_high, step)
 
 
-def next_target(target, action, action_scale_m: float, limits: Limits) -> np.ndarray:
+def next_target(target: ArrayLike, action: ArrayLike, action_scale_m: float, limits: Limits) -> np.ndarray:
     """The next commanded ee position (3,) m: ``target`` + clip(``action``, -1, 1) * ``action_scale_m``,
     the change clipped to ±``limits.max_step_m`` per axis, the result clipped to the box.
 
@@ -85,7 +86,7 @@ class ViewGuard:
     roll_deg: float = 0.0
     """Camera roll about its optical axis, degrees (``camera.camera_xmat``)."""
 
-    def check(self, tcp, what: str) -> None:
+    def check(self, tcp: ArrayLike, what: str) -> None:
         """Raise ``SafetyError`` naming ``what`` (e.g. "target") if the gripper at ``tcp`` (3,) m is
         not wholly in view."""
         hull, uv, inside = camera_model.gripper_visibility(
@@ -122,7 +123,7 @@ class DriftGuard:
         self.limits = limits
         self.strikes = 0
 
-    def update(self, ee_pred, ee_measured) -> tuple[float, bool]:
+    def update(self, ee_pred: ArrayLike, ee_measured: ArrayLike) -> tuple[float, bool]:
         """(drift in m, whether it is above ``warn_m``); raises ``SafetyError`` on a drift above
         ``stop_m``, a non-finite prediction, or ``patience`` warnings in a row."""
         lim = self.limits

@@ -82,7 +82,7 @@ def overlay(frame: np.ndarray, edge_mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def bench_camera(path) -> tuple[np.ndarray, np.ndarray]:
+def bench_camera(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """The camera position (3,) m and rotation (3, 3) of a bench JSON (pos, lookat, roll_deg)."""
     from mjx_reach.contract import load_bench
 
@@ -90,7 +90,7 @@ def bench_camera(path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(bench.camera_pos), camera_model.camera_xmat(bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg)
 
 
-def align(bench_path, log: dict, renderer: SilhouetteRenderer | None = None) -> tuple[list[np.ndarray], list[float]]:
+def align(bench_path: str | os.PathLike, log: dict, renderer: SilhouetteRenderer | None = None) -> tuple[list[np.ndarray], list[float]]:
     """Overlays (N, H, W, 3) and edge-overlap scores of each frame of a calibration ``log``
     (``deploy.calibrate.load_log``) with the bench's camera."""
     intr = camera_model.Intrinsics(int(log["intrinsics"][0]), int(log["intrinsics"][1]), *map(float, log["intrinsics"][2:]))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def look_at_xmat(pos, lookat, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+def look_at_xmat(pos: ArrayLike, lookat: ArrayLike, up: ArrayLike = (0.0, 0.0, 1.0)) -> np.ndarray:
     """Camera-to-world rotation (3, 3) of a camera at ``pos`` looking at ``lookat`` (metres).
 
     Columns are the camera's x (right), y (up) and z (backward) axes in world coordinates.
@@ -40,7 +41,7 @@ def roll_xmat(roll_deg: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def camera_xmat(pos, lookat, roll_deg: float = 0.0) -> np.ndarray:
+def camera_xmat(pos: ArrayLike, lookat: ArrayLike, roll_deg: float = 0.0) -> np.ndarray:
     """Camera-to-world rotation (3, 3) of a camera at ``pos`` looking at ``lookat`` (metres), rolled
     by ``roll_deg`` degrees about its optical axis.
 
@@ -51,7 +52,7 @@ def camera_xmat(pos, lookat, roll_deg: float = 0.0) -> np.ndarray:
     return look_at_xmat(pos, lookat) @ roll_xmat(roll_deg)
 
 
-def lookat_roll_from_xmat(pos, xmat, distance_m: float = 1.0) -> tuple[np.ndarray, float]:
+def lookat_roll_from_xmat(pos: ArrayLike, xmat: ArrayLike, distance_m: float = 1.0) -> tuple[np.ndarray, float]:
     """The (look-at point (3,) m, roll in degrees) that ``camera_xmat`` turns back into the camera
     rotation ``xmat`` (3, 3): the look-at point is ``distance_m`` along the optical axis from ``pos``."""
     pos, xmat = np.asarray(pos, np.float64), np.asarray(xmat, np.float64)
@@ -60,7 +61,7 @@ def lookat_roll_from_xmat(pos, xmat, distance_m: float = 1.0) -> tuple[np.ndarra
     return lookat, float(np.rad2deg(np.arctan2(rel[1, 0], rel[0, 0])))
 
 
-def rotation_angle_deg(a, b) -> float:
+def rotation_angle_deg(a: ArrayLike, b: ArrayLike) -> float:
     """Angle (degrees) of the rotation between two rotation matrices (3, 3)."""
     rel = np.asarray(a, np.float64).T @ np.asarray(b, np.float64)
     return float(np.rad2deg(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0))))
@@ -76,7 +77,8 @@ def fovy_deg_from_intrinsics(fy_px: float, height_px: float) -> float:
     return float(np.rad2deg(2.0 * np.arctan(0.5 * height_px / fy_px)))
 
 
-def project(points, cam_pos, cam_xmat, fovy_deg: float, image_hw: tuple[int, int]):
+def project(points: ArrayLike, cam_pos: ArrayLike, cam_xmat: ArrayLike, fovy_deg: float,
+            image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Project world points (..., 3) [m] into a MuJoCo camera.
 
     Returns ``(uv, depth)``: pixel coordinates (..., 2) and depth along the view axis (...,) in
@@ -94,14 +96,14 @@ def project(points, cam_pos, cam_xmat, fovy_deg: float, image_hw: tuple[int, int
     return np.stack([u, v], axis=-1), depth
 
 
-def box_corners(low, high) -> np.ndarray:
+def box_corners(low: ArrayLike, high: ArrayLike) -> np.ndarray:
     """The 8 corners (8, 3) of the axis-aligned box [low, high]."""
     low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     idx = np.array([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])
     return np.where(idx == 1, high, low)
 
 
-def gripper_hull(tcp, half_width_m: float, height_m: float) -> np.ndarray:
+def gripper_hull(tcp: ArrayLike, half_width_m: float, height_m: float) -> np.ndarray:
     """Corners (..., 8, 3) of the box that holds a downward-pointing gripper whose tool centre
     point (fingertips) is at ``tcp`` (..., 3): ``half_width_m`` around it and below it, and
     ``height_m`` above it up to the flange."""
@@ -110,15 +112,16 @@ def gripper_hull(tcp, half_width_m: float, height_m: float) -> np.ndarray:
     return tcp + offset
 
 
-def pixels_inside(uv, depth, image_hw: tuple[int, int], margin_px: float) -> np.ndarray:
+def pixels_inside(uv: np.ndarray, depth: np.ndarray, image_hw: tuple[int, int], margin_px: float) -> np.ndarray:
     """Whether each projected point lies in front of the camera and ``margin_px`` inside the frame."""
     h, w = image_hw
     u, v = uv[..., 0], uv[..., 1]
     return (depth > 0) & (u >= margin_px) & (u <= w - margin_px) & (v >= margin_px) & (v <= h - margin_px)
 
 
-def gripper_visibility(tcp, cam_pos, cam_lookat, fovy_deg: float, image_hw: tuple[int, int], half_width_m: float,
-                       height_m: float, margin_px: float, roll_deg: float = 0.0):
+def gripper_visibility(tcp: ArrayLike, cam_pos: ArrayLike, cam_lookat: ArrayLike, fovy_deg: float, image_hw: tuple[int, int],
+                       half_width_m: float, height_m: float, margin_px: float,
+                       roll_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gripper hull corners (K, 3) [m] around tool centre points ``tcp`` (..., 3) [m], their pixels
     (K, 2) in the camera at ``cam_pos`` looking at ``cam_lookat`` (metres), rolled by ``roll_deg``
     (``camera_xmat``), with vertical field of view ``fovy_deg`` and image ``image_hw`` (height,
@@ -233,7 +236,7 @@ def _area_weights(start: float, length: float, n_out: int, n_in: int) -> tuple[n
     return np.minimum(pix, n_in - 1), (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def rotvec_to_xmat(rotvec) -> np.ndarray:
+def rotvec_to_xmat(rotvec: ArrayLike) -> np.ndarray:
     """Rotation matrix (3, 3) of a rotation vector (3,) rad (Rodrigues)."""
     rotvec = np.asarray(rotvec, np.float64)
     angle = np.linalg.norm(rotvec)
@@ -244,7 +247,7 @@ def rotvec_to_xmat(rotvec) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * kx + (1.0 - np.cos(angle)) * kx @ kx
 
 
-def xmat_to_rotvec(xmat) -> np.ndarray:
+def xmat_to_rotvec(xmat: ArrayLike) -> np.ndarray:
     """Rotation vector (3,) rad of a rotation matrix (3, 3)."""
     r = np.asarray(xmat, np.float64)
     angle = np.arccos(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))

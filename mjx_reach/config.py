@@ -20,6 +20,7 @@ from mjx_reach import camera as camera_model
 from mjx_reach import contract
 
 Vec3 = tuple[float, float, float]
+T = typing.TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -472,7 +473,7 @@ def image_shape(env: EnvConfig) -> tuple[int, int, int]:
     return (*env.image_size, cameras * (3 + env.depth))
 
 
-def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp):
+def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``camera.gripper_visibility`` for camera ``cam`` and the gripper/image settings of ``env``."""
     return camera_model.gripper_visibility(tcp, cam.pos, cam.lookat, cam.fovy_deg, env.image_size, env.gripper_half_width_m,
                                            env.gripper_height_m, env.frame_margin_px, cam.roll_deg)
@@ -483,12 +484,12 @@ def _require(ok: bool, field: str, message: str) -> None:
         raise ConfigError(f"{field}: {message}")
 
 
-def to_dict(cfg) -> dict:
+def to_dict(cfg: object) -> dict:
     """The config as plain JSON-able data."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def from_dict(cls, data: dict):
+def from_dict(cls: type[T], data: dict) -> T:
     """Rebuild a (nested) config dataclass from ``to_dict`` output; unknown keys are an error."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
@@ -507,6 +508,6 @@ def from_dict(cls, data: dict):
     return cls(**kwargs)
 
 
-def config_hash(cfg) -> str:
+def config_hash(cfg: object) -> str:
     """A short stable hash of the resolved config (first 12 hex digits of SHA-256)."""
     return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import pathlib
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +26,9 @@ from mjx_reach import config as config_lib
 from mjx_reach import evaluate, networks, runs
 from mjx_reach import scene as scene_lib
 from mjx_reach.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, PARITY_ATOL, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import onnx
 
 _VERSIONED = ("mjx-reach", "jax", "flax", "jax2onnx", "onnx", "onnxruntime", "mujoco", "numpy")
 
@@ -99,7 +104,7 @@ def metadata(cfg: config_lib.Config, eval_result: dict | None = None) -> dict:
     }
 
 
-def to_onnx(policy: networks.Policy, image_shape):
+def to_onnx(policy: networks.Policy, image_shape: tuple[int, int, int]) -> onnx.ModelProto:
     """ONNX ``ModelProto`` of ``policy`` with a symbolic batch axis ``B``."""
     from jax2onnx import to_onnx as convert
 
@@ -133,7 +138,7 @@ def parity(model_bytes: bytes, policy: networks.Policy, inputs: dict) -> dict:
     return {name: float(np.max(np.abs(got[name] - want[name]))) for name in OUTPUT_NAMES}
 
 
-def export(run_dir, out=None, check_envs: int = 4) -> tuple[pathlib.Path, dict]:
+def export(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, check_envs: int = 4) -> tuple[pathlib.Path, dict]:
     """Write ``run_dir/actor.onnx`` (or ``out``) after a parity check on ``2 * check_envs`` held-out
     images; returns (path, metadata). Raises ``ExportError``/``runs.TrainingError`` (one line)."""
     import onnx

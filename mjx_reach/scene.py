@@ -121,7 +121,7 @@ def build_scene(env: EnvConfig) -> Scene:
     )
 
 
-def tcp_pose(mjm: mujoco.MjModel, qpos) -> tuple[np.ndarray, np.ndarray]:
+def tcp_pose(mjm: mujoco.MjModel, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tool centre point position (3,) [m] and rotation (3, 3) at arm joint angles ``qpos`` (7,) [rad]."""
     d = mujoco.MjData(mjm)
     d.qpos[:] = qpos

@@ -15,6 +15,7 @@ from deploy import arm as arm_lib
 from deploy import calibrate as cal
 from deploy import policy as policy_lib
 from deploy import safety
+from mjx_reach import contract
 from mjx_reach.contract import CameraError
 from mjx_reach import camera as cm
 from mjx_reach.config import CameraConfig, EnvConfig
@@ -274,15 +275,15 @@ def test_alignment_overlay_scores_a_3_degree_error_lower(twin, tmp_path):
 
 def test_calibration_through_the_xarm_sdk_and_a_software_realsense(twin, tmp_path):
     """The real drivers: ``deploy.arm.XArm`` (xArm SDK) commands the simulated controller
-    (``mjx_reach.xarm_sim``), and ``deploy.camera.RealSenseCamera`` streams from a pyrealsense2
+    (``mjx_reach.standins.xarm_sim``), and ``deploy.camera.RealSenseCamera`` streams from a pyrealsense2
     software device whose frames the twin renders at the pose the controller reports (the twin's
     tool frame is the SDK's turned half a turn about the tool axis)."""
     import math
 
     from deploy.arm import XArm
     from deploy.camera import RealSenseCamera
-    from mjx_reach import xarm_sim
-    from mjx_reach.realsense_sim import SoftwareCamera
+    from mjx_reach.standins import xarm_sim
+    from mjx_reach.standins.realsense_sim import SoftwareCamera
 
     module, tw = twin
     tw.cam_pos, tw.cam_xmat = module.random_true_camera(np.random.default_rng(5), EnvConfig().camera)

@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-from mjx_reach.contract import ArmError, CameraError
+from mjx_reach.contract import ArmError
 from mjx_reach import camera as camera_model
 from mjx_reach import randomize, render
 from mjx_reach import scene as scene_lib
@@ -112,7 +112,7 @@ class CalibrationTwin:
         self.set_joints(scene_lib.HOME_QPOS)
 
     # --- the arm (deploy.calibrate.CalibrationArm) -----------------------------------------------
-    def set_joints(self, qpos) -> None:
+    def set_joints(self, qpos: np.ndarray) -> None:
         self.mj_data.qpos[self.qposadr] = qpos
         mujoco.mj_kinematics(self.mj_model, self.mj_data)
         mujoco.mj_comPos(self.mj_model, self.mj_data)
@@ -140,7 +140,7 @@ class CalibrationTwin:
         self.check()
         return self.mj_data.qpos[self.qposadr].copy()
 
-    def move_to(self, target, rotation=None) -> None:
+    def move_to(self, target: np.ndarray, rotation: np.ndarray | None = None) -> None:
         """Solve IK for ``target`` (3,) m and tool rotation ``rotation`` (3, 3) (None: the home
         pose's, gripper pointing down) and set the joints; ``ArmError`` if it is not reachable."""
         self.check()
@@ -193,7 +193,7 @@ class ArmRenderer:
 
         self._render = jax.jit(jax.vmap(one))
 
-    def render(self, qpos, cam_pos, cam_xmat) -> np.ndarray:
+    def render(self, qpos: np.ndarray, cam_pos: np.ndarray, cam_xmat: np.ndarray) -> np.ndarray:
         args = (jnp.asarray(v, jnp.float32)[None] for v in (qpos, cam_pos, cam_xmat))
         return np.asarray(self._render(*args)[0])
 
