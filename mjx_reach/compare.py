@@ -43,7 +43,8 @@ SUCCESS_COLUMNS = (("success_loose", "success@5 cm", "-"), ("success", "success@
 """(metrics.csv column, label, line style) of the success curves."""
 X_AXES = (("env_steps", "env steps"), ("wall_s", "wall-clock s"))
 """(metrics.csv column, axis label) of the figure's two columns."""
-TABLE_FIELDS = ("success_2cm", "success_5cm", "mean_final_distance_m", "encoder_ee_error_m", "episodes")
+TABLE_FIELDS = ("success_2cm", "success_5cm", "mean_final_distance_m", "encoder_ee_error_m", "encoder_error_image_x_median_m",
+                "encoder_error_image_y_median_m", "encoder_error_depth_median_m", "oracle_success_2cm", "episodes")
 """``eval.json`` fields in the markdown table, in order."""
 
 

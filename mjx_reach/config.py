@@ -218,15 +218,15 @@ class TrainConfig:
     """Write a checkpoint every this many chunks (and on Ctrl-C / SIGTERM, and at the end)."""
     eval_envs: int = 256
     """Episodes (one per world) in each held-out evaluation (held-out randomization seeds)."""
-    eval_every_chunks: int = 150
+    eval_every_chunks: int = 200
     """Evaluate the deterministic policy on ``eval_envs`` held-out episodes every this many chunks
     and after the last one (``eval_*`` columns of ``metrics.csv``). CPU default: 48,000 env steps /
-    (16 worlds x 5 iterations) = 600 chunks, ~1,300 s of training loop on 2 cores. One evaluation
+    (16 worlds x 5 iterations) = 600 chunks, ~1,300 s of training loop on 2 cores. One rollout
     renders 256 worlds x 51 frames = 13,056 frames (~30 s at ~430 frames/s) plus the actor on 256
     images per step: 144 s measured on the shared 2-core CPU at load ~5.5, where env stepping ran
-    3.9x slower than on a quiet machine, i.e. ~37 s quiet. Every 150 chunks gives 4 evaluations
-    (the 600th chunk is also the last), ~150 s, ~10 % of the ~26-min run (~15 % if an evaluation
-    took 60 s); the first also compiles the rollout once."""
+    3.9x slower than on a quiet machine, i.e. ~37 s quiet. An evaluation is two rollouts (the policy
+    and the oracle, ``evaluate.Evaluator``): ~75 s. Every 200 chunks gives 3 evaluations (the 600th
+    chunk is also the last), ~225 s, ~15 % of the ~26-min run; the first also compiles the rollouts."""
     target_success: float = 0.95
     """Held-out success at ``env.success_threshold_m`` whose first reaching is reported as
     ``time_to_success_2cm_s`` (wall_s of that evaluation) in ``eval.json``."""

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
 from mjx_reach import ddpg
 from mjx_reach.env import ReachEnv
@@ -29,6 +30,27 @@ def agent_policy(agent: ddpg.Agent) -> Act:
     return lambda params, obs, key: agent.act(params, obs)
 
 
+def oracle_policy(agent: ddpg.Agent) -> Act:
+    """``agent``'s actor fed the **true** ee position (privileged state) instead of the encoder's
+    prediction: the same actor with perfect perception. Its success bounds what better perception
+    could give; ``ee_pred`` is the true ee (error 0)."""
+
+    def act(params: nnx.State, obs: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        ee = obs["state"][:, :3]
+        return agent.nets(params).actor(ee, obs["goal"]), ee
+
+    return act
+
+
+def error_per_camera_axis(error_world: np.ndarray, camera: config_lib.CameraConfig) -> dict[str, np.ndarray]:
+    """An ee error (..., 3) in world metres split along the policy camera's axes (magnitudes, m):
+    ``image_x`` (right in the image), ``image_y`` (up in the image) and ``depth`` (along the optical
+    axis: what a single camera sees worst)."""
+    xmat = camera_model.camera_xmat(camera.pos, camera.lookat, camera.roll_deg)  # columns: x right, y up, z backward
+    in_camera = np.abs(np.asarray(error_world) @ xmat)
+    return {"image_x": in_camera[..., 0], "image_y": in_camera[..., 1], "depth": in_camera[..., 2]}
+
+
 def random_policy(params: nnx.State | None, obs: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Uniform random actions in [-1, 1]³: the baseline policy (no parameters and no encoder:
     ``ee_pred`` is 0)."""
@@ -38,8 +60,9 @@ def random_policy(params: nnx.State | None, obs: dict, key: jax.Array) -> tuple[
 def rollout(env: ReachEnv, act: Act, params: nnx.State | None, key: jax.Array, with_video: bool = False) -> tuple:
     """One episode in each of ``env.num_envs`` worlds with ``act(params, obs, key) -> (action, ee_pred)``.
 
-    Returns (final metrics dict of (N,) arrays, ee error (T, N) metres, frames or None): frames are
-    (T+1, N, H, W, 3) policy images and (T+1, N, 240, 320, 3) overview images when ``with_video``.
+    Returns (final metrics dict of (N,) arrays, ee error ``ee_pred - ee`` (T, N, 3) metres, frames or
+    None): frames are (T+1, N, H, W, 3) policy images and (T+1, N, 240, 320, 3) overview images when
+    ``with_video``.
     """
     steps = env.env_cfg.episode_steps
     key, k_act = jax.random.split(key)
@@ -50,7 +73,7 @@ def rollout(env: ReachEnv, act: Act, params: nnx.State | None, key: jax.Array, w
 
     def body(s, k):
         action, ee_pred = act(params, s.obs, k)
-        err = jnp.linalg.norm(ee_pred - s.obs["state"][:, :3], axis=-1)
+        err = ee_pred - s.obs["state"][:, :3]
         s = jax.vmap(env.step)(s, action)
         return s, (err, s.metrics, frame(s) if with_video else None)
 
@@ -68,38 +91,56 @@ def held_out_key(cfg: config_lib.Config) -> jax.Array:
 
 
 class Evaluator:
-    """Held-out evaluation of policy ``act(params, obs, key)`` on ``cfg.train.eval_envs`` episodes.
+    """Held-out evaluation of policy ``act(params, obs, key)`` on ``cfg.train.eval_envs`` episodes,
+    and, with ``oracle``, of the same actor fed the true ee position on the same episodes.
 
-    The rollout is jitted once with the parameters as an argument, so evaluating during training
-    does not recompile. Call it with the parameters for the result dict (see ``evaluate``).
+    Each rollout is jitted once with the parameters as an argument, so evaluating during training
+    does not recompile. Call it with the parameters for the result dict:
+
+    - ``success_2cm`` / ``success_5cm`` (at ``env.success_threshold_m`` / ``env.report_threshold_m``,
+      2 and 5 cm by default), ``success``, ``mean_final_distance_m``, after the whole episode;
+    - the encoder's ee error over every step: ``encoder_ee_error_m`` (mean), ``..._median_m``, and
+      per axis of the policy camera (``error_per_camera_axis``) ``encoder_error_{image_x,image_y,
+      depth}_{median,p90}_m``;
+    - with ``oracle``: ``oracle_success_2cm``, ``oracle_success_5cm``,
+      ``oracle_mean_final_distance_m``. Oracle near 1 and ``success_2cm`` well below it: precision
+      is bounded by perception, not by control.
     """
 
-    def __init__(self, cfg: config_lib.Config, act):
+    def __init__(self, cfg: config_lib.Config, act: Act, oracle: Act | None = None):
         self.cfg = cfg
         self.act = act
         self.env = ReachEnv(cfg, cfg.train.eval_envs)
-        self._rollout = jax.jit(lambda params, key: rollout(self.env, act, params, key))
+        self._rollouts = {name: jax.jit(lambda params, key, a=a: rollout(self.env, a, params, key)[:2])
+                          for name, a in (("policy", act), ("oracle", oracle)) if a is not None}
 
-    def __call__(self, params=None) -> dict:
-        final, err, _ = jax.device_get(self._rollout(params, held_out_key(self.cfg)))
+    def _outcome(self, final: dict, prefix: str = "") -> dict:
         distance = final["distance"]
         return {
-            "episodes": int(self.env.num_envs),
-            "success_2cm": float(np.mean(distance < self.cfg.env.success_threshold_m)),
-            "success_5cm": float(np.mean(distance < self.cfg.env.report_threshold_m)),
-            "success": float(np.mean(final["success"])),
-            "mean_final_distance_m": float(np.mean(distance)),
-            "encoder_ee_error_m": float(np.mean(err)),
-            "encoder_ee_error_median_m": float(np.median(err)),
+            f"{prefix}success_2cm": float(np.mean(distance < self.cfg.env.success_threshold_m)),
+            f"{prefix}success_5cm": float(np.mean(distance < self.cfg.env.report_threshold_m)),
+            f"{prefix}mean_final_distance_m": float(np.mean(distance)),
         }
 
+    def __call__(self, params: nnx.State | None = None) -> dict:
+        key = held_out_key(self.cfg)
+        final, err = jax.device_get(self._rollouts["policy"](params, key))
+        norm = np.linalg.norm(err, axis=-1)
+        result = {"episodes": int(self.env.num_envs), **self._outcome(final), "success": float(np.mean(final["success"])),
+                  "encoder_ee_error_m": float(np.mean(norm)), "encoder_ee_error_median_m": float(np.median(norm))}
+        for axis, values in error_per_camera_axis(err, self.cfg.env.camera).items():
+            result |= {f"encoder_error_{axis}_median_m": float(np.median(values)), f"encoder_error_{axis}_p90_m": float(np.percentile(values, 90))}
+        if "oracle" in self._rollouts:
+            oracle_final, _ = jax.device_get(self._rollouts["oracle"](params, key))
+            result |= self._outcome(oracle_final, "oracle_")
+        return result
 
-def evaluate(cfg: config_lib.Config, act: Act, params: nnx.State | None = None, out: pathlib.Path | None = None) -> dict:
-    """Success at ``env.success_threshold_m`` (``success_2cm``) and ``env.report_threshold_m``
-    (``success_5cm``; 2 and 5 cm by default), mean final distance and encoder ee error (metres) of
-    policy ``act`` (see ``rollout``) with ``params`` on held-out seeds; writes ``eval.mp4`` into
-    ``out`` when given."""
-    result = Evaluator(cfg, act)(params)
+
+def evaluate(cfg: config_lib.Config, act: Act, params: nnx.State | None = None, out: pathlib.Path | None = None,
+             oracle: Act | None = None) -> dict:
+    """``Evaluator(cfg, act, oracle)(params)``: held-out success, final distance and encoder ee error
+    of policy ``act`` (see ``rollout``) with ``params``; writes ``eval.mp4`` into ``out`` when given."""
+    result = Evaluator(cfg, act, oracle)(params)
     if out is not None and cfg.train.video_envs > 0:
         write_video(cfg, act, params, pathlib.Path(out) / "eval.mp4")
     return result

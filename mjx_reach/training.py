@@ -131,7 +131,8 @@ def summarize(metrics: dict) -> dict:
 
 
 EVAL_COLUMNS = {"eval_success_2cm": "success_2cm", "eval_success_5cm": "success_5cm",
-                "eval_final_distance_m": "mean_final_distance_m", "eval_ee_error_m": "encoder_ee_error_m"}
+                "eval_final_distance_m": "mean_final_distance_m", "eval_ee_error_m": "encoder_ee_error_m",
+                "eval_ee_error_depth_median_m": "encoder_error_depth_median_m", "eval_oracle_success_2cm": "oracle_success_2cm"}
 """``metrics.csv`` column → ``evaluate.Evaluator`` field, on the rows of chunks after which the
 held-out evaluation ran."""
 
@@ -185,7 +186,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     if resume:
         ts = checkpoints.restore_latest(ts)
 
-    evaluator = evaluate.Evaluator(cfg, evaluate.agent_policy(trainer.agent))
+    evaluator = evaluate.Evaluator(cfg, evaluate.agent_policy(trainer.agent), oracle=evaluate.oracle_policy(trainer.agent))
     metrics_log = runs.MetricsLog(out, resume_from_step=int(ts.env_steps) if resume else None)
     wall_offset = metrics_log.wall_s
     writer = SummaryWriter(str(out / "tb"))

@@ -19,16 +19,19 @@ EVAL_EVERY = 2
 
 
 def scaled_tiny_config() -> config_lib.Config:
-    """Rolled scans and periodic evaluation as at thousands of worlds, at ``NUM_ENVS`` worlds. The
-    success threshold is wide (0.5 m) so that the untrained policy reaches the target and the run
-    stops at its first evaluation."""
-    cfg = config_lib.Config(num_envs=NUM_ENVS)
+    """The defaults ``python train.py --num-envs 4096`` resolves to (rolled update scans, periodic
+    held-out evaluation), shrunk to ``NUM_ENVS`` worlds and a few chunks. The success threshold is
+    wide (0.5 m) so that the untrained policy reaches the target and the run stops at its first
+    evaluation."""
+    scaled = config_lib.scale_to_num_envs(config_lib.preset("default"), 4096)
+    assert not scaled.train.unroll_updates, "at 4096 worlds the update scans are rolled"
+    cfg = dataclasses.replace(scaled, num_envs=NUM_ENVS)
     return dataclasses.replace(
         cfg,
         env=dataclasses.replace(cfg.env, success_threshold_m=0.5, report_threshold_m=0.5),
         agent=dataclasses.replace(cfg.agent, batch_size=8),
         train=dataclasses.replace(cfg.train, total_env_steps=10 * CHUNK_STEPS, iterations_per_chunk=2, learning_starts=8,
-                                  replay_capacity=64, unroll_updates=False, eval_every_chunks=EVAL_EVERY, eval_envs=NUM_ENVS,
+                                  replay_capacity=64, eval_every_chunks=EVAL_EVERY, eval_envs=NUM_ENVS,
                                   video_envs=0, target_success=0.25, stop_at_target=True),
         pretrain=dataclasses.replace(cfg.pretrain, updates=2, updates_per_call=1, dataset_images=NUM_ENVS, eval_images=NUM_ENVS,
                                      batch_size=4),
