@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", nargs="?", default=None, help="run folder (default: the latest in runs/)")
     parser.add_argument("--out", default=None, help="ONNX path (default: RUN_DIR/actor.onnx)")
-    parser.add_argument("--check-envs", type=int, default=4, help="held-out worlds rendered for the parity check (2 images each)")
+    parser.add_argument(
+        "--check-envs", type=int, default=4, help="held-out worlds rendered for the parity check (2 images each)"
+    )
     args = parser.parse_args(argv)
 
     from mjx_reach import config as config_lib

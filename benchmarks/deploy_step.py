@@ -24,8 +24,8 @@ import time
 import numpy as np
 
 from deploy.policy import Policy
-from mjx_reach.contract import METADATA_KEY
 from mjx_reach.camera import D435_COLOUR
+from mjx_reach.contract import METADATA_KEY
 
 
 def untrained_onnx(path: pathlib.Path) -> pathlib.Path:

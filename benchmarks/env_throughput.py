@@ -53,6 +53,7 @@ def benchmark(num_envs: int, cfg: config_lib.Config, steps: int, repeats: int) -
             ee = data.site_xpos[:, env.scene.tcp_site]
             target = jnp.clip(ee + action * cfg.env.max_step_m, env.workspace_low, env.workspace_high)
             return jax.vmap(env.move)(data, target), None
+
         return jax.lax.scan(body, data, actions)[0]
 
     @jax.jit
@@ -62,8 +63,15 @@ def benchmark(num_envs: int, cfg: config_lib.Config, steps: int, repeats: int) -
     results = []
     for mode, fn, carry in [("physics", physics, state.data), ("physics+render+dr", full, state)]:
         rate, compile_s = _measure(fn, carry, steps, repeats)
-        results.append({"num_envs": num_envs, "mode": mode, "control_mode": cfg.env.control_mode,
-                        "env_steps_per_s": rate * num_envs, "compile_s": compile_s})
+        results.append(
+            {
+                "num_envs": num_envs,
+                "mode": mode,
+                "control_mode": cfg.env.control_mode,
+                "env_steps_per_s": rate * num_envs,
+                "compile_s": compile_s,
+            }
+        )
     return results
 
 
@@ -83,10 +91,14 @@ def main() -> None:
     print(f"device: {device}")
     print(f"{'num_envs':>8}  {'mode':<18} {'control':<9} {'env-steps/s':>12}  {'compile s':>9}")
     for r in results:
-        print(f"{r['num_envs']:>8}  {r['mode']:<18} {r['control_mode']:<9} {r['env_steps_per_s']:>12,.0f}  {r['compile_s']:>9.1f}")
+        print(
+            f"{r['num_envs']:>8}  {r['mode']:<18} {r['control_mode']:<9} {r['env_steps_per_s']:>12,.0f}  {r['compile_s']:>9.1f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device, "peak_device_bytes": stats.get("peak_bytes_in_use"), "results": results}, f, indent=2)
+            json.dump(
+                {"device": device, "peak_device_bytes": stats.get("peak_bytes_in_use"), "results": results}, f, indent=2
+            )
 
 
 if __name__ == "__main__":

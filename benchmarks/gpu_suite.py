@@ -50,11 +50,27 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VERSIONED = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "warp-lang", "flax", "optax", "numpy")
 """Packages whose versions the record lists (with Python's)."""
-FULL = {"env_worlds": [1024, 4096, 8192], "env_steps": 20, "repeats": 5, "update_batches": [256, 512, 1024],
-        "updates": 50, "train_envs": 4096, "train_steps": 20_000_000, "time_cap_s": 1800.0}
+FULL = {
+    "env_worlds": [1024, 4096, 8192],
+    "env_steps": 20,
+    "repeats": 5,
+    "update_batches": [256, 512, 1024],
+    "updates": 50,
+    "train_envs": 4096,
+    "train_steps": 20_000_000,
+    "time_cap_s": 1800.0,
+}
 """Sizes on a GPU (the training stops at the target well before ``train_steps`` or the cap)."""
-QUICK = {"env_worlds": [16, 64], "env_steps": 5, "repeats": 2, "update_batches": [16, 32, 64], "updates": 5,
-         "train_envs": 16, "train_steps": 480, "time_cap_s": 300.0}
+QUICK = {
+    "env_worlds": [16, 64],
+    "env_steps": 5,
+    "repeats": 2,
+    "update_batches": [16, 32, 64],
+    "updates": 5,
+    "train_envs": 16,
+    "train_steps": 480,
+    "time_cap_s": 300.0,
+}
 """Sizes of ``--quick`` (a 2-core CPU)."""
 KILL_GRACE_S = 300.0
 """After the cap's SIGTERM, the training may take this long to checkpoint before it is killed."""
@@ -70,8 +86,13 @@ def gpu_used_bytes() -> int | None:
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return int(float(out.split()[0]) * 2**20)
     except (subprocess.SubprocessError, ValueError, IndexError, OSError):
         return None
@@ -102,8 +123,12 @@ def measure(name: str, cmd: list[str], log: pathlib.Path, poll_s: float, cap_s: 
     if proc.returncode != 0 and not capped:
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         raise SuiteError(f"{name} failed (exit {proc.returncode}): {tail[0]} (log: {log})")
-    return {"wall_s": time.perf_counter() - start, "capped": capped, "host_peak_rss_bytes": usage.ru_maxrss * 1024,
-            "gpu_used_peak_bytes": gpu_peak}
+    return {
+        "wall_s": time.perf_counter() - start,
+        "capped": capped,
+        "host_peak_rss_bytes": usage.ru_maxrss * 1024,
+        "gpu_used_peak_bytes": gpu_peak,
+    }
 
 
 def env_measurements(args, work: pathlib.Path) -> tuple[str, list[dict]]:
@@ -111,14 +136,31 @@ def env_measurements(args, work: pathlib.Path) -> tuple[str, list[dict]]:
     device, rows = "unknown", []
     for n in args.env_worlds:
         out = work / f"env_{n}.json"
-        cmd = [sys.executable, str(REPO / "benchmarks" / "env_throughput.py"), "--num-envs", str(n),
-               "--steps", str(args.env_steps), "--repeats", str(args.repeats), "--json", str(out)]
+        cmd = [
+            sys.executable,
+            str(REPO / "benchmarks" / "env_throughput.py"),
+            "--num-envs",
+            str(n),
+            "--steps",
+            str(args.env_steps),
+            "--repeats",
+            str(args.repeats),
+            "--json",
+            str(out),
+        ]
         usage = measure(f"env_throughput --num-envs {n}", cmd, work / f"env_{n}.log", args.poll_s)
         record = json.loads(out.read_text())
         device = record["device"]
-        rows += [r | {"peak_device_bytes": record["peak_device_bytes"], "wall_s": usage["wall_s"],
-                      "host_peak_rss_bytes": usage["host_peak_rss_bytes"], "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"]}
-                 for r in record["results"]]
+        rows += [
+            r
+            | {
+                "peak_device_bytes": record["peak_device_bytes"],
+                "wall_s": usage["wall_s"],
+                "host_peak_rss_bytes": usage["host_peak_rss_bytes"],
+                "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"],
+            }
+            for r in record["results"]
+        ]
     return device, rows
 
 
@@ -126,13 +168,28 @@ def update_measurements(args, work: pathlib.Path) -> list[dict]:
     rows = []
     for b in args.update_batches:
         out = work / f"update_{b}.json"
-        cmd = [sys.executable, str(REPO / "benchmarks" / "update_step.py"), "--batch-size", str(b),
-               "--updates", str(args.updates), "--json", str(out)]
+        cmd = [
+            sys.executable,
+            str(REPO / "benchmarks" / "update_step.py"),
+            "--batch-size",
+            str(b),
+            "--updates",
+            str(args.updates),
+            "--json",
+            str(out),
+        ]
         usage = measure(f"update_step --batch-size {b}", cmd, work / f"update_{b}.log", args.poll_s)
         record = json.loads(out.read_text())
-        rows += [r | {"peak_device_bytes": record["peak_device_bytes"], "wall_s": usage["wall_s"],
-                      "host_peak_rss_bytes": usage["host_peak_rss_bytes"], "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"]}
-                 for r in record["results"]]
+        rows += [
+            r
+            | {
+                "peak_device_bytes": record["peak_device_bytes"],
+                "wall_s": usage["wall_s"],
+                "host_peak_rss_bytes": usage["host_peak_rss_bytes"],
+                "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"],
+            }
+            for r in record["results"]
+        ]
     return rows
 
 
@@ -140,9 +197,19 @@ def train_flags(args) -> list[str]:
     """``train.py`` flags of the training measurement."""
     flags = ["--num-envs", str(args.train_envs), "--total-steps", str(args.train_steps), "--train.stop-at-target"]
     if args.quick:
-        flags += ["--train.no-pretrain-encoder", "--train.eval-envs", str(args.train_envs), "--train.eval-every-chunks", "2",
-                  "--train.video-envs", "0", "--train.learning-starts", str(4 * args.train_envs),
-                  "--train.replay-capacity", str(max(2 * args.train_envs, args.train_steps))]
+        flags += [
+            "--train.no-pretrain-encoder",
+            "--train.eval-envs",
+            str(args.train_envs),
+            "--train.eval-every-chunks",
+            "2",
+            "--train.video-envs",
+            "0",
+            "--train.learning-starts",
+            str(4 * args.train_envs),
+            "--train.replay-capacity",
+            str(max(2 * args.train_envs, args.train_steps)),
+        ]
     return flags + shlex.split(args.train_args)
 
 
@@ -152,8 +219,13 @@ def train_measurement(args, work: pathlib.Path) -> dict:
 
     run = work / "train"
     flags = train_flags(args)
-    usage = measure("train.py", [sys.executable, str(REPO / "train.py"), *flags, "--out", str(run)], work / "train.log",
-                    args.poll_s, args.time_cap_s)
+    usage = measure(
+        "train.py",
+        [sys.executable, str(REPO / "train.py"), *flags, "--out", str(run)],
+        work / "train.log",
+        args.poll_s,
+        args.time_cap_s,
+    )
     rows = list(csv.DictReader((run / "metrics.csv").open())) if (run / "metrics.csv").exists() else []
     if not rows:
         raise SuiteError(f"train.py logged no chunk within {args.time_cap_s:.0f} s (log: {work / 'train.log'})")
@@ -161,18 +233,40 @@ def train_measurement(args, work: pathlib.Path) -> dict:
     target = cfg["train"]["target_success"]
     result = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else None
     env_steps, loop_s = int(float(rows[-1]["env_steps"])), float(rows[-1]["wall_s"])
-    curve = [{"env_steps": int(float(r["env_steps"])), "wall_s": float(r["wall_s"]),
-              **{column: float(r[column]) for column in training.EVAL_COLUMNS}} for r in rows if r.get("eval_success_2cm")]
+    curve = [
+        {
+            "env_steps": int(float(r["env_steps"])),
+            "wall_s": float(r["wall_s"]),
+            **{column: float(r[column]) for column in training.EVAL_COLUMNS},
+        }
+        for r in rows
+        if r.get("eval_success_2cm")
+    ]
     time_to_target = training.time_to_success(rows, target)
-    stopped = "time_cap" if usage["capped"] else "target" if time_to_target is not None and env_steps < args.train_steps else "total_steps"
+    stopped = (
+        "time_cap"
+        if usage["capped"]
+        else "target"
+        if time_to_target is not None and env_steps < args.train_steps
+        else "total_steps"
+    )
     return {
-        "command": shlex.join(["python", "train.py", *flags]), "num_envs": args.train_envs, "stopped": stopped,
-        "env_steps": env_steps, "wall_s": usage["wall_s"], "train_loop_s": loop_s,
-        "env_steps_per_s": env_steps / usage["wall_s"], "train_loop_env_steps_per_s": env_steps / loop_s,
-        "target_success": target, "time_to_success_2cm_s": time_to_target,
+        "command": shlex.join(["python", "train.py", *flags]),
+        "num_envs": args.train_envs,
+        "stopped": stopped,
+        "env_steps": env_steps,
+        "wall_s": usage["wall_s"],
+        "train_loop_s": loop_s,
+        "env_steps_per_s": env_steps / usage["wall_s"],
+        "train_loop_env_steps_per_s": env_steps / loop_s,
+        "target_success": target,
+        "time_to_success_2cm_s": time_to_target,
         "best_eval_success_2cm": max((c["eval_success_2cm"] for c in curve), default=None),
-        "final_eval": result, "eval_curve": curve, "config": cfg,
-        "host_peak_rss_bytes": usage["host_peak_rss_bytes"], "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"],
+        "final_eval": result,
+        "eval_curve": curve,
+        "config": cfg,
+        "host_peak_rss_bytes": usage["host_peak_rss_bytes"],
+        "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"],
     }
 
 
@@ -197,20 +291,42 @@ def _rate(value: float) -> str:
 def markdown(record: dict) -> str:
     """The BENCHMARKS.md rows of ``record``."""
     head = f"{record['date']}, {record['device']}{' (--quick)' if record['quick'] else ''}: `{record['command']}`"
-    lines = [head, "", "| num_envs | mode | env-steps/s | compile s | JAX peak GB | GPU used GB | host RSS GB |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['num_envs']} | {r['mode']} | {_rate(r['env_steps_per_s'])} | {r['compile_s']:.1f} | {_gb(r['peak_device_bytes'])} | "
-              f"{_gb(r['gpu_used_peak_bytes'])} | {_gb(r['host_peak_rss_bytes'])} |" for r in record["env"]]
-    lines += ["", "| batch | ms / update | compile s | JAX peak GB | GPU used GB | host RSS GB |", "|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['batch_size']} | {r['ms_per_update']:.1f} | {r['compile_s']:.1f} | {_gb(r['peak_device_bytes'])} | "
-              f"{_gb(r['gpu_used_peak_bytes'])} | {_gb(r['host_peak_rss_bytes'])} |" for r in record["update"]]
+    lines = [
+        head,
+        "",
+        "| num_envs | mode | env-steps/s | compile s | JAX peak GB | GPU used GB | host RSS GB |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['num_envs']} | {r['mode']} | {_rate(r['env_steps_per_s'])} | {r['compile_s']:.1f} | {_gb(r['peak_device_bytes'])} | "
+        f"{_gb(r['gpu_used_peak_bytes'])} | {_gb(r['host_peak_rss_bytes'])} |"
+        for r in record["env"]
+    ]
+    lines += [
+        "",
+        "| batch | ms / update | compile s | JAX peak GB | GPU used GB | host RSS GB |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['batch_size']} | {r['ms_per_update']:.1f} | {r['compile_s']:.1f} | {_gb(r['peak_device_bytes'])} | "
+        f"{_gb(r['gpu_used_peak_bytes'])} | {_gb(r['host_peak_rss_bytes'])} |"
+        for r in record["update"]
+    ]
     t = record["train"]
     tts = "not reached" if t["time_to_success_2cm_s"] is None else f"{t['time_to_success_2cm_s']:.0f}"
     best = "n/a" if t["best_eval_success_2cm"] is None else f"{t['best_eval_success_2cm']:.2f}"
-    lines += ["", ("| num_envs | env steps | wall s | env-steps/s end to end | env-steps/s loop | time to success@2 cm s "
-                   "| best held-out success@2 cm | stopped | GPU used GB | host RSS GB |"), "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
-              (f"| {t['num_envs']} | {t['env_steps']:,} | {t['wall_s']:.0f} | {_rate(t['env_steps_per_s'])} | {_rate(t['train_loop_env_steps_per_s'])} "
-               f"| {tts} | {best} | {t['stopped']} | {_gb(t['gpu_used_peak_bytes'])} | {_gb(t['host_peak_rss_bytes'])} |")]
+    lines += [
+        "",
+        (
+            "| num_envs | env steps | wall s | env-steps/s end to end | env-steps/s loop | time to success@2 cm s "
+            "| best held-out success@2 cm | stopped | GPU used GB | host RSS GB |"
+        ),
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        (
+            f"| {t['num_envs']} | {t['env_steps']:,} | {t['wall_s']:.0f} | {_rate(t['env_steps_per_s'])} | {_rate(t['train_loop_env_steps_per_s'])} "
+            f"| {tts} | {best} | {t['stopped']} | {_gb(t['gpu_used_peak_bytes'])} | {_gb(t['host_peak_rss_bytes'])} |"
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -238,9 +354,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--train-envs", type=int, help="worlds of the training run")
     parser.add_argument("--train-steps", type=int, help="env steps at most of the training run")
     parser.add_argument("--time-cap-s", type=float, help="wall-clock cap of the training run, seconds")
-    parser.add_argument("--train-args", default="", help="extra train.py flags, one string (e.g. \"--preset best\")")
+    parser.add_argument("--train-args", default="", help='extra train.py flags, one string (e.g. "--preset best")')
     parser.add_argument("--poll-s", type=float, default=0.5, help="nvidia-smi / exit polling interval, seconds")
-    parser.add_argument("--work-dir", help="subprocess outputs, logs and the training's run folder (default runs/gpu_suite-<time>)")
+    parser.add_argument(
+        "--work-dir", help="subprocess outputs, logs and the training's run folder (default runs/gpu_suite-<time>)"
+    )
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
@@ -261,9 +379,14 @@ def main(argv: list[str]) -> int:
     try:
         device, env_rows = env_measurements(args, work)
         record = {
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": shlex.join(["python", "benchmarks/gpu_suite.py", *argv]),
-            "quick": args.quick, "device": device, "versions": versions(), "env": env_rows,
-            "update": update_measurements(args, work), "train": train_measurement(args, work),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "command": shlex.join(["python", "benchmarks/gpu_suite.py", *argv]),
+            "quick": args.quick,
+            "device": device,
+            "versions": versions(),
+            "env": env_rows,
+            "update": update_measurements(args, work),
+            "train": train_measurement(args, work),
         }
         check_finite(record)
     except SuiteError as e:

@@ -33,8 +33,13 @@ def random_replay(rows: int, num_envs: int, image_shape, seed: int = 0) -> repla
     rng, shape = np.random.default_rng(seed), (rows, num_envs)
     uniform = lambda *s: jnp.asarray(rng.uniform(-1.0, 1.0, (*shape, *s)), jnp.float32)
     return replay.Replay(
-        image=jnp.asarray(rng.integers(0, 256, (*shape, *image_shape), np.uint8)), goal=uniform(3), state=uniform(STATE_DIM),
-        action=uniform(3), reward=uniform(), done=jnp.zeros(shape, bool), cursor=jnp.zeros((), jnp.int32),
+        image=jnp.asarray(rng.integers(0, 256, (*shape, *image_shape), np.uint8)),
+        goal=uniform(3),
+        state=uniform(STATE_DIM),
+        action=uniform(3),
+        reward=uniform(),
+        done=jnp.zeros(shape, bool),
+        cursor=jnp.zeros((), jnp.int32),
         size=jnp.asarray(rows, jnp.int32),
     )
 
@@ -58,8 +63,12 @@ def benchmark(batch_size: int, buf: replay.Replay, updates: int) -> dict:
         state = step(state, buf, key)
     jax.block_until_ready(state)
     per_update = (time.perf_counter() - start) / updates
-    return {"batch_size": batch_size, "ms_per_update": 1e3 * per_update, "compile_s": max(first - per_update, 0.0),
-            "replay_transitions": int(buf.reward.size)}
+    return {
+        "batch_size": batch_size,
+        "ms_per_update": 1e3 * per_update,
+        "compile_s": max(first - per_update, 0.0),
+        "replay_transitions": int(buf.reward.size),
+    }
 
 
 def main() -> None:
@@ -81,7 +90,15 @@ def main() -> None:
         print(f"{r['batch_size']:>6}  {r['ms_per_update']:>10.2f}  {r['compile_s']:>9.1f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": str(device.device_kind), "peak_device_bytes": stats.get("peak_bytes_in_use"), "results": results}, f, indent=2)
+            json.dump(
+                {
+                    "device": str(device.device_kind),
+                    "peak_device_bytes": stats.get("peak_bytes_in_use"),
+                    "results": results,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

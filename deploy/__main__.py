@@ -23,37 +23,62 @@ import numpy as np
 
 from deploy import loop, safety
 from deploy.arm import Arm
-from mjx_reach.contract import DeployError, load_bench
 from deploy.bench import check_bench
 from deploy.policy import Policy
+from mjx_reach.contract import DeployError, load_bench
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deploy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m deploy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("onnx", help="the exported policy (RUN_DIR/actor.onnx from `python export.py`)")
     where = p.add_argument_group("where it runs")
     where.add_argument("--ip", help="the xArm controller's address (real arm)")
-    where.add_argument("--bench", help="bench JSON with the measured camera pose (real arm): " + "{\"camera\": {\"pos\": [x, y, z], \"lookat\": [x, y, z]}}")
+    where.add_argument(
+        "--bench",
+        help="bench JSON with the measured camera pose (real arm): "
+        + '{"camera": {"pos": [x, y, z], "lookat": [x, y, z]}}',
+    )
     where.add_argument("--twin", action="store_true", help="drive the simulated arm and camera (needs the train extra)")
-    where.add_argument("--dry-run", action="store_true", help="check model, bench, limits and goals, print the plan, move nothing")
+    where.add_argument(
+        "--dry-run", action="store_true", help="check model, bench, limits and goals, print the plan, move nothing"
+    )
     goals = p.add_argument_group("goals (metres, world frame; inside the box)")
-    goals.add_argument("--goal", nargs=3, type=float, action="append", metavar=("X", "Y", "Z"), help="a goal (repeatable)")
+    goals.add_argument(
+        "--goal", nargs=3, type=float, action="append", metavar=("X", "Y", "Z"), help="a goal (repeatable)"
+    )
     goals.add_argument("--goals-file", help="text file with one goal 'x y z' per line")
     goals.add_argument("--random-goals", type=int, default=0, metavar="N", help="N goals uniform in the box")
     goals.add_argument("--seed", type=int, default=0, help="seed of --random-goals")
     limits = p.add_argument_group("safety (can only tighten the model's limits)")
     limits.add_argument("--box-low", nargs=3, type=float, metavar=("X", "Y", "Z"), help="workspace box lower corner, m")
-    limits.add_argument("--box-high", nargs=3, type=float, metavar=("X", "Y", "Z"), help="workspace box upper corner, m")
+    limits.add_argument(
+        "--box-high", nargs=3, type=float, metavar=("X", "Y", "Z"), help="workspace box upper corner, m"
+    )
     limits.add_argument("--max-step-m", type=float, help="largest target change per axis per step, m")
-    limits.add_argument("--drift-warn-m", type=float, default=safety.DriftLimits.warn_m, help="warn when the encoder's ee prediction is this far from the arm's, m")
-    limits.add_argument("--drift-stop-m", type=float, default=safety.DriftLimits.stop_m, help="stop when it is this far, m")
-    limits.add_argument("--drift-patience", type=int, default=safety.DriftLimits.patience, help="stop after this many warnings in a row")
+    limits.add_argument(
+        "--drift-warn-m",
+        type=float,
+        default=safety.DriftLimits.warn_m,
+        help="warn when the encoder's ee prediction is this far from the arm's, m",
+    )
+    limits.add_argument(
+        "--drift-stop-m", type=float, default=safety.DriftLimits.stop_m, help="stop when it is this far, m"
+    )
+    limits.add_argument(
+        "--drift-patience", type=int, default=safety.DriftLimits.patience, help="stop after this many warnings in a row"
+    )
     limits.add_argument("--speed-m-s", type=float, default=0.1, help="Cartesian speed of each move, m/s")
     where.add_argument("--camera-serial", help="the RealSense's serial number (default: the only one connected)")
-    limits.add_argument("--camera-timeout-s", type=float, default=1.0, help="a camera read slower than this stops the run")
+    limits.add_argument(
+        "--camera-timeout-s", type=float, default=1.0, help="a camera read slower than this stops the run"
+    )
     run = p.add_argument_group("episodes")
     run.add_argument("--max-steps", type=int, help="policy steps per episode (default: the training episode length)")
-    run.add_argument("--no-stop-at-goal", dest="stop_at_goal", action="store_false", help="run every episode to --max-steps")
+    run.add_argument(
+        "--no-stop-at-goal", dest="stop_at_goal", action="store_false", help="run every episode to --max-steps"
+    )
     run.add_argument("--log-dir", default=None, help="episode logs (default: deploy_logs/<time>)")
     run.add_argument("--log-raw-frames", action="store_true", help="keep every camera frame in the logs")
     run.add_argument("--summary-json", help="also write the summary to this JSON file")
@@ -67,7 +92,9 @@ def read_goals(args: argparse.Namespace, limits: safety.Limits) -> np.ndarray:
         try:
             goals.append(np.loadtxt(args.goals_file, ndmin=2, dtype=np.float64).reshape(-1, 3))
         except (OSError, ValueError) as e:
-            raise DeployError(f"--goals-file {args.goals_file}: {str(e).splitlines()[0]} (expected one 'x y z' per line)") from None
+            raise DeployError(
+                f"--goals-file {args.goals_file}: {str(e).splitlines()[0]} (expected one 'x y z' per line)"
+            ) from None
     goals.append(loop.random_goals(limits, args.random_goals, args.seed))
     goals = np.concatenate(goals)
     if len(goals) == 0:
@@ -87,7 +114,9 @@ def open_devices(args: argparse.Namespace, policy: Policy) -> tuple[loop.Camera,
     from deploy.arm import XArm
 
     arm = XArm(args.ip, meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, speed_m_s=args.speed_m_s)
-    return camera.RealSenseCamera(args.camera_serial, width=640, height=480, fps=30, timeout_s=args.camera_timeout_s), arm
+    return camera.RealSenseCamera(
+        args.camera_serial, width=640, height=480, fps=30, timeout_s=args.camera_timeout_s
+    ), arm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,8 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         drift = safety.DriftLimits(args.drift_warn_m, args.drift_stop_m, args.drift_patience)
         options = loop.Options(max_steps, args.stop_at_goal, drift, args.log_raw_frames)
         view = loop.view_guard(meta, *((bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg) if bench else ()))
-        plan = {"model": args.onnx, "config_hash": meta.config_hash, "box_low": limits.low.tolist(), "box_high": limits.high.tolist(),
-                "max_step_m": limits.max_step_m, "goals": goals.tolist(), "in_sim_eval": meta.raw.get("eval")}
+        plan = {
+            "model": args.onnx,
+            "config_hash": meta.config_hash,
+            "box_low": limits.low.tolist(),
+            "box_high": limits.high.tolist(),
+            "max_step_m": limits.max_step_m,
+            "goals": goals.tolist(),
+            "in_sim_eval": meta.raw.get("eval"),
+        }
         print(json.dumps(plan))
         if args.dry_run:
             return 0
@@ -125,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log_dir = pathlib.Path(args.log_dir or f"deploy_logs/{time.strftime('%Y%m%d-%H%M%S')}")
     results, cause = loop.run(policy, camera, arm, goals, limits, view, options, log_dir)
-    result = {"deploy": loop.summary(results, meta.success_threshold_m, meta.report_threshold_m), "in_sim_eval": meta.raw.get("eval"),
-              "stopped": cause, "log_dir": str(log_dir)}
+    result = {
+        "deploy": loop.summary(results, meta.success_threshold_m, meta.report_threshold_m),
+        "in_sim_eval": meta.raw.get("eval"),
+        "stopped": cause,
+        "log_dir": str(log_dir),
+    }
     print(json.dumps(result, indent=2))
     if args.summary_json:
         pathlib.Path(args.summary_json).write_text(json.dumps(result, indent=2))

@@ -68,9 +68,13 @@ def sdk_mm_to_world(point_mm: ArrayLike, world_to_base: np.ndarray) -> np.ndarra
 def xmat_from_rpy_deg(rpy: ArrayLike) -> np.ndarray:
     """Rotation (3, 3) R = Rz(yaw) Ry(pitch) Rx(roll) of roll, pitch, yaw (3,) in degrees (``rpy_deg``'s inverse)."""
     (cr, cp, cy), (sr, sp, sy) = np.cos(np.deg2rad(rpy)), np.sin(np.deg2rad(rpy))
-    return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-                     [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-                     [-sp, cp * sr, cp * cr]])
+    return np.array(
+        [
+            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+            [-sp, cp * sr, cp * cr],
+        ]
+    )
 
 
 def rpy_deg(rot: np.ndarray) -> np.ndarray:
@@ -93,7 +97,16 @@ class XArm:
       make_api: ``XArmAPI``-like factory ``make_api(ip)`` (default: ``xarm.wrapper.XArmAPI``; tests pass a fake).
     """
 
-    def __init__(self, ip: str, world_to_base, tcp_offset_m, flange_xmat, speed_m_s: float = 0.1, accel_m_s2: float = 1.0, make_api=None):
+    def __init__(
+        self,
+        ip: str,
+        world_to_base,
+        tcp_offset_m,
+        flange_xmat,
+        speed_m_s: float = 0.1,
+        accel_m_s2: float = 1.0,
+        make_api=None,
+    ):
         self.ip = ip
         self.world_to_base = np.asarray(world_to_base, np.float64)
         self.tcp_offset_mm = np.asarray(tcp_offset_m, np.float64) * MM_PER_M
@@ -105,7 +118,9 @@ class XArm:
     def _call(self, name: str, *args, **kwargs):
         code = getattr(self.api, name)(*args, **kwargs)
         if code != 0:
-            raise ArmError(f"xArm {name} returned code {code} (error code {self.api.error_code}, warn code {self.api.warn_code})")
+            raise ArmError(
+                f"xArm {name} returned code {code} (error code {self.api.error_code}, warn code {self.api.warn_code})"
+            )
 
     def connect(self) -> None:
         make_api = self._make_api
@@ -114,7 +129,9 @@ class XArm:
         try:
             self.api = make_api(self.ip)
         except Exception as e:  # the SDK raises a bare Exception when the controller is unreachable
-            raise ArmError(f"cannot connect to the xArm at {self.ip}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            raise ArmError(
+                f"cannot connect to the xArm at {self.ip}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from None
         if not self.api.connected:
             raise ArmError(f"cannot connect to the xArm at {self.ip}")
         self._call("clean_error")
@@ -138,17 +155,27 @@ class XArm:
     def _check_tcp_offset(self) -> None:
         offset = self._reported_tcp_offset()
         want = np.concatenate([self.tcp_offset_mm, np.zeros(3)])
-        if offset.shape != (6,) or np.any(np.abs(offset[:3] - want[:3]) > TCP_OFFSET_TOLERANCE_MM) or np.any(np.abs(offset[3:]) > TCP_OFFSET_TOLERANCE_DEG):
-            raise ArmError(f"controller TCP offset is {np.round(offset, 1).tolist()} (mm, deg) but the policy was trained with "
-                           f"{np.round(want, 1).tolist()}: set it (xArm Studio > Settings > TCP) and retry")
+        if (
+            offset.shape != (6,)
+            or np.any(np.abs(offset[:3] - want[:3]) > TCP_OFFSET_TOLERANCE_MM)
+            or np.any(np.abs(offset[3:]) > TCP_OFFSET_TOLERANCE_DEG)
+        ):
+            raise ArmError(
+                f"controller TCP offset is {np.round(offset, 1).tolist()} (mm, deg) but the policy was trained with "
+                f"{np.round(want, 1).tolist()}: set it (xArm Studio > Settings > TCP) and retry"
+            )
 
     def check(self) -> None:
         if self.api is None or not self.api.connected:
             raise ArmError(f"lost the connection to the xArm at {self.ip}")
         if self.api.error_code:
-            raise ArmError(f"xArm controller error code {self.api.error_code} (see the xArm controller error code table)")
+            raise ArmError(
+                f"xArm controller error code {self.api.error_code} (see the xArm controller error code table)"
+            )
         if self.api.warn_code:
-            raise ArmError(f"xArm controller warning code {self.api.warn_code} (see the xArm controller warn code table)")
+            raise ArmError(
+                f"xArm controller warning code {self.api.warn_code} (see the xArm controller warn code table)"
+            )
 
     def position(self) -> np.ndarray:
         return self.pose()[0]
@@ -159,7 +186,9 @@ class XArm:
         code, pose = self.api.get_position(is_radian=False)
         if code != 0:
             raise ArmError(f"xArm get_position returned code {code}")
-        return sdk_mm_to_world(pose[:3], self.world_to_base), self.world_to_base[:3, :3].T @ xmat_from_rpy_deg(pose[3:6])
+        return sdk_mm_to_world(pose[:3], self.world_to_base), self.world_to_base[:3, :3].T @ xmat_from_rpy_deg(
+            pose[3:6]
+        )
 
     def joint_angles(self) -> np.ndarray:
         """Measured joint angles (7,) rad."""
@@ -174,9 +203,22 @@ class XArm:
         (3, 3), by default the policy's (gripper pointing down)."""
         self.check()
         x, y, z = world_to_sdk_mm(target, self.world_to_base)
-        roll, pitch, yaw = self.rpy_deg if rotation is None else rpy_deg(self.world_to_base[:3, :3] @ np.asarray(rotation, np.float64))
-        self._call("set_position", x=float(x), y=float(y), z=float(z), roll=float(roll), pitch=float(pitch), yaw=float(yaw),
-                   speed=self.speed_mm_s, mvacc=self.accel_mm_s2, is_radian=False, wait=True)
+        roll, pitch, yaw = (
+            self.rpy_deg if rotation is None else rpy_deg(self.world_to_base[:3, :3] @ np.asarray(rotation, np.float64))
+        )
+        self._call(
+            "set_position",
+            x=float(x),
+            y=float(y),
+            z=float(z),
+            roll=float(roll),
+            pitch=float(pitch),
+            yaw=float(yaw),
+            speed=self.speed_mm_s,
+            mvacc=self.accel_mm_s2,
+            is_radian=False,
+            wait=True,
+        )
         self.check()
 
     def stop(self) -> None:

@@ -41,8 +41,8 @@ from numpy.typing import ArrayLike
 from deploy import safety
 from deploy.arm import Arm
 from deploy.loop import Camera, stop_motion
-from mjx_reach.contract import DeployError
 from mjx_reach import camera as camera_model
+from mjx_reach.contract import DeployError
 
 CV_FROM_MJ = np.diag([1.0, -1.0, -1.0])
 """MuJoCo camera axes (x right, y up, z back) → OpenCV camera axes (x right, y down, z forward)."""
@@ -87,7 +87,9 @@ class MarkerSpec:
 
         dictionary = self.cv_dictionary()
         if not 0 <= self.marker_id < len(dictionary.bytesList):
-            raise CalibrationError(f"marker: id {self.marker_id} is not in {self.dictionary} (0..{len(dictionary.bytesList) - 1})")
+            raise CalibrationError(
+                f"marker: id {self.marker_id} is not in {self.dictionary} (0..{len(dictionary.bytesList) - 1})"
+            )
         n = dictionary.markerSize
         return cv2.aruco.generateImageMarker(dictionary, self.marker_id, n + 2, borderBits=1) > 127
 
@@ -136,16 +138,23 @@ class CalibrationArm(Arm, Protocol):
 
 # --- rotations --------------------------------------------------------------------------------------
 # --- the pose set -----------------------------------------------------------------------------------
-def pose_set(low: ArrayLike, high: ArrayLike, down_xmat: ArrayLike, settings: Settings) -> list[tuple[np.ndarray, np.ndarray]]:
+def pose_set(
+    low: ArrayLike, high: ArrayLike, down_xmat: ArrayLike, settings: Settings
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``settings.poses`` (tool centre point (3,) m, flange rotation (3, 3)) pairs: positions from a
     Latin hypercube over the box shrunk by ``box_margin_m``, rotations = ``down_xmat`` turned about
     the world's vertical axis by up to ``yaw_deg`` and tilted about the horizontal axes by up to
     ``tilt_deg`` (each pose's angles from a Latin hypercube too, so every axis is well covered)."""
     rng = np.random.default_rng(settings.seed)
     n = settings.poses
-    low, high = np.asarray(low, np.float64) + settings.box_margin_m, np.asarray(high, np.float64) - settings.box_margin_m
+    low, high = (
+        np.asarray(low, np.float64) + settings.box_margin_m,
+        np.asarray(high, np.float64) - settings.box_margin_m,
+    )
     if n < 1 or np.any(high <= low):
-        raise CalibrationError(f"pose set: need >= 1 pose and a box wider than 2 x {settings.box_margin_m} m, got {n} poses in [{low.tolist()}, {high.tolist()}]")
+        raise CalibrationError(
+            f"pose set: need >= 1 pose and a box wider than 2 x {settings.box_margin_m} m, got {n} poses in [{low.tolist()}, {high.tolist()}]"
+        )
     unit = (np.argsort(rng.random((n, 6)), axis=0) + rng.random((n, 6))) / n  # Latin hypercube in [0, 1)^6
     poses = []
     for u in unit:
@@ -237,7 +246,12 @@ def _apply(x, delta):
     camera rotation (world frame, rad), camera position (m), marker rotation (tool frame, rad),
     marker position (m)."""
     cam_pos, cam_xmat, marker_pos, marker_xmat = x
-    return (cam_pos + delta[3:6], camera_model.rotvec_to_xmat(delta[0:3]) @ cam_xmat, marker_pos + delta[9:12], camera_model.rotvec_to_xmat(delta[6:9]) @ marker_xmat)
+    return (
+        cam_pos + delta[3:6],
+        camera_model.rotvec_to_xmat(delta[0:3]) @ cam_xmat,
+        marker_pos + delta[9:12],
+        camera_model.rotvec_to_xmat(delta[6:9]) @ marker_xmat,
+    )
 
 
 def _jacobian(x, obs: Observations, eps: float = 1e-6) -> np.ndarray:
@@ -262,7 +276,9 @@ def initial_guess(obs: Observations) -> tuple[np.ndarray, np.ndarray, np.ndarray
     k = np.array([[intr.fx, 0.0, intr.ppx - 0.5], [0.0, intr.fy, intr.ppy - 0.5], [0.0, 0.0, 1.0]])
     r_m2c, t_m2c, r_t2b, t_t2b = [], [], [], []  # marker-from-camera, tool-from-world
     for corners, pos, xmat in zip(obs.corners_px, obs.tool_pos, obs.tool_xmat):
-        ok, rvec, tvec = cv2.solvePnP(obs.marker.object_points(), corners - 0.5, k, None, flags=cv2.SOLVEPNP_IPPE_SQUARE)
+        ok, rvec, tvec = cv2.solvePnP(
+            obs.marker.object_points(), corners - 0.5, k, None, flags=cv2.SOLVEPNP_IPPE_SQUARE
+        )
         if not ok:
             raise CalibrationError("solvePnP failed on a detected marker")
         r_cm = cv2.Rodrigues(rvec)[0]  # marker → OpenCV camera
@@ -285,15 +301,21 @@ def check_pose_set(obs: Observations, settings: Settings) -> None:
     ``min_spread_m`` (std) along two independent directions."""
     n = len(obs.corners_px)
     if n < settings.min_detections:
-        raise CalibrationError(f"too few detections: the marker was found in {n} frames, need >= {settings.min_detections} (is it on the gripper, facing the camera, in view?)")
+        raise CalibrationError(
+            f"too few detections: the marker was found in {n} frames, need >= {settings.min_detections} (is it on the gripper, facing the camera, in view?)"
+        )
     mean = obs.tool_xmat[0]
     rotvecs = np.stack([camera_model.xmat_to_rotvec(mean.T @ r) for r in obs.tool_xmat])
     rot_spread = np.rad2deg(np.linalg.svd(rotvecs - rotvecs.mean(axis=0), compute_uv=False) / np.sqrt(n))
     if rot_spread[1] < settings.min_rotation_deg:
-        raise CalibrationError(f"degenerate pose set: the tool turned about fewer than two axes (rms {np.round(rot_spread, 1).tolist()} deg, need >= {settings.min_rotation_deg} deg about two)")
+        raise CalibrationError(
+            f"degenerate pose set: the tool turned about fewer than two axes (rms {np.round(rot_spread, 1).tolist()} deg, need >= {settings.min_rotation_deg} deg about two)"
+        )
     pos_spread = np.linalg.svd(obs.tool_pos - obs.tool_pos.mean(axis=0), compute_uv=False) / np.sqrt(n)
     if pos_spread[1] < settings.min_spread_m:
-        raise CalibrationError(f"degenerate pose set: the tool positions spread along fewer than two directions (std {np.round(pos_spread, 3).tolist()} m, need >= {settings.min_spread_m} m along two)")
+        raise CalibrationError(
+            f"degenerate pose set: the tool positions spread along fewer than two directions (std {np.round(pos_spread, 3).tolist()} m, need >= {settings.min_spread_m} m along two)"
+        )
 
 
 def solve(obs: Observations, settings: Settings, iterations: int = 50) -> Solution:
@@ -325,16 +347,26 @@ def solve(obs: Observations, settings: Settings, iterations: int = 50) -> Soluti
     sigma2 = cost / max(dof, 1)
     jtj = jac.T @ jac
     if np.linalg.cond(jtj) > 1e12:
-        raise CalibrationError("degenerate pose set: the camera and marker poses are not determined by these views (singular normal equations)")
+        raise CalibrationError(
+            "degenerate pose set: the camera and marker poses are not determined by these views (singular normal equations)"
+        )
     cov = sigma2 * np.linalg.inv(jtj)
-    rms = float(np.sqrt(np.mean(res ** 2)))
+    rms = float(np.sqrt(np.mean(res**2)))
     sol = Solution(
-        cam_pos=x[0], cam_xmat=x[1], marker_pos=x[2], marker_xmat=x[3], rms_px=rms, max_px=float(np.max(np.linalg.norm(res, axis=-1))),
-        pos_std_m=np.sqrt(np.diag(cov)[3:6]), rot_std_deg=float(np.rad2deg(np.sqrt(np.trace(cov[0:3, 0:3])))),
+        cam_pos=x[0],
+        cam_xmat=x[1],
+        marker_pos=x[2],
+        marker_xmat=x[3],
+        rms_px=rms,
+        max_px=float(np.max(np.linalg.norm(res, axis=-1))),
+        pos_std_m=np.sqrt(np.diag(cov)[3:6]),
+        rot_std_deg=float(np.rad2deg(np.sqrt(np.trace(cov[0:3, 0:3])))),
         residuals_px=np.linalg.norm(res, axis=-1),
     )
     if rms > settings.max_rms_px:
-        raise CalibrationError(f"residual too large: rms reprojection error {rms:.2f} px > {settings.max_rms_px} px (marker size, intrinsics or a moved camera/marker?)")
+        raise CalibrationError(
+            f"residual too large: rms reprojection error {rms:.2f} px > {settings.max_rms_px} px (marker size, intrinsics or a moved camera/marker?)"
+        )
     return sol
 
 
@@ -346,19 +378,31 @@ def widest_fovy_deg(intr: camera_model.Intrinsics) -> float:
     return float(np.floor(camera_model.fovy_deg_from_intrinsics(intr.fy, 2.0 * half_h) * 100.0) / 100.0)
 
 
-def bench_dict(sol: Solution, intr: camera_model.Intrinsics, marker: MarkerSpec, lookat_distance_m: float, frames: int) -> dict:
+def bench_dict(
+    sol: Solution, intr: camera_model.Intrinsics, marker: MarkerSpec, lookat_distance_m: float, frames: int
+) -> dict:
     """The bench JSON: ``camera`` (pos, lookat ``lookat_distance_m`` along the optical axis, roll_deg,
     fovy_deg = ``widest_fovy_deg``, xmat), ``intrinsics`` and ``calibration`` (quality, marker mount)."""
     lookat, roll = camera_model.lookat_roll_from_xmat(sol.cam_pos, sol.cam_xmat, lookat_distance_m)
     return {
-        "camera": {"pos": sol.cam_pos.tolist(), "lookat": lookat.tolist(), "roll_deg": roll, "fovy_deg": widest_fovy_deg(intr), "xmat": sol.cam_xmat.tolist()},
+        "camera": {
+            "pos": sol.cam_pos.tolist(),
+            "lookat": lookat.tolist(),
+            "roll_deg": roll,
+            "fovy_deg": widest_fovy_deg(intr),
+            "xmat": sol.cam_xmat.tolist(),
+        },
         "intrinsics": dataclasses.asdict(intr),
         "calibration": {
             "method": "eye-to-hand: solvePnP + calibrateRobotWorldHandEye, refined by Levenberg-Marquardt on corner reprojection",
-            "reprojection_rms_px": sol.rms_px, "reprojection_max_px": sol.max_px,
-            "position_std_m": sol.pos_std_m.tolist(), "rotation_std_deg": sol.rot_std_deg,
-            "detections": int(len(sol.residuals_px)), "poses": frames,
-            "marker": dataclasses.asdict(marker), "marker_in_tool": {"pos": sol.marker_pos.tolist(), "xmat": sol.marker_xmat.tolist()},
+            "reprojection_rms_px": sol.rms_px,
+            "reprojection_max_px": sol.max_px,
+            "position_std_m": sol.pos_std_m.tolist(),
+            "rotation_std_deg": sol.rot_std_deg,
+            "detections": int(len(sol.residuals_px)),
+            "poses": frames,
+            "marker": dataclasses.asdict(marker),
+            "marker_in_tool": {"pos": sol.marker_pos.tolist(), "xmat": sol.marker_xmat.tolist()},
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     }
@@ -392,8 +436,13 @@ class CalibrationLog:
 
     def observations(self, marker: MarkerSpec) -> Observations:
         ok = self.detected()
-        return Observations(np.asarray(self.corners_px, np.float64).reshape(-1, 4, 2)[ok], np.asarray(self.tool_pos, np.float64).reshape(-1, 3)[ok],
-                            np.asarray(self.tool_xmat, np.float64).reshape(-1, 3, 3)[ok], self.intrinsics, marker)
+        return Observations(
+            np.asarray(self.corners_px, np.float64).reshape(-1, 4, 2)[ok],
+            np.asarray(self.tool_pos, np.float64).reshape(-1, 3)[ok],
+            np.asarray(self.tool_xmat, np.float64).reshape(-1, 3, 3)[ok],
+            self.intrinsics,
+            marker,
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the log to ``path`` (.npz) atomically. Arrays: ``frames`` (N, h, w, 3) uint8,
@@ -403,9 +452,25 @@ class CalibrationLog:
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         intr = self.intrinsics
-        arrays = {name: np.asarray(getattr(self, name)) for name in ("frames", "joint_angles", "tool_pos", "tool_xmat", "commanded_pos", "commanded_xmat", "corners_px")}
+        arrays = {
+            name: np.asarray(getattr(self, name))
+            for name in (
+                "frames",
+                "joint_angles",
+                "tool_pos",
+                "tool_xmat",
+                "commanded_pos",
+                "commanded_xmat",
+                "corners_px",
+            )
+        }
         arrays["frames"] = arrays["frames"].astype(np.uint8)
-        arrays |= {"detected": self.detected(), "intrinsics": np.asarray([] if intr is None else [intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy])}
+        arrays |= {
+            "detected": self.detected(),
+            "intrinsics": np.asarray(
+                [] if intr is None else [intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy]
+            ),
+        }
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
@@ -418,15 +483,26 @@ def load_log(path: str | os.PathLike) -> dict:
 
 
 # --- the procedure ----------------------------------------------------------------------------------
-def collect(arm: CalibrationArm, camera: Camera, poses: list[tuple[np.ndarray, np.ndarray]], limits: safety.Limits, marker: MarkerSpec, log: CalibrationLog,
-            corner_noise_px: float = 0.0, rng: np.random.Generator | None = None, say: Callable[[str], None] = print,
-            settle_frames: int = 0) -> None:
+def collect(
+    arm: CalibrationArm,
+    camera: Camera,
+    poses: list[tuple[np.ndarray, np.ndarray]],
+    limits: safety.Limits,
+    marker: MarkerSpec,
+    log: CalibrationLog,
+    corner_noise_px: float = 0.0,
+    rng: np.random.Generator | None = None,
+    say: Callable[[str], None] = print,
+    settle_frames: int = 0,
+) -> None:
     """Move through ``poses`` (each position checked inside ``limits``' box before it is sent), read a
     frame after each move (after dropping ``settle_frames``), detect the marker and append a row to ``log``. ``corner_noise_px`` adds
     Gaussian noise (std, pixels) to each detected corner: simulated detection noise for the twin."""
     for i, (pos, xmat) in enumerate(poses):
         if not limits.contains(pos):
-            raise safety.SafetyError(f"calibration pose {np.round(pos, 3).tolist()} m is outside the workspace box: refused")
+            raise safety.SafetyError(
+                f"calibration pose {np.round(pos, 3).tolist()} m is outside the workspace box: refused"
+            )
         arm.check()
         arm.move_to(pos, xmat)
         tool_pos, tool_xmat = arm.pose()
@@ -448,8 +524,15 @@ def collect(arm: CalibrationArm, camera: Camera, poses: list[tuple[np.ndarray, n
         say(f"pose {i + 1}/{len(poses)}: marker {'found' if corners is not None else 'not found'}")
 
 
-def run(arm: CalibrationArm, camera: Camera, limits: safety.Limits, settings: Settings, out: pathlib.Path,
-        corner_noise_px: float = 0.0, say: Callable[[str], None] = print) -> tuple[Solution | None, dict | None, str | None]:
+def run(
+    arm: CalibrationArm,
+    camera: Camera,
+    limits: safety.Limits,
+    settings: Settings,
+    out: pathlib.Path,
+    corner_noise_px: float = 0.0,
+    say: Callable[[str], None] = print,
+) -> tuple[Solution | None, dict | None, str | None]:
     """The whole procedure: connect, move home (gripper down), collect over ``pose_set``, move home,
     solve, write ``out/bench.json`` and ``out/calibration_log.npz``. Ctrl-C or any arm, camera or
     safety fault stops the arm's motion first. Returns (solution, bench dict, cause of a refusal or
@@ -462,7 +545,18 @@ def run(arm: CalibrationArm, camera: Camera, limits: safety.Limits, settings: Se
         arm.move_to(home)
         _, down = arm.pose()
         poses = pose_set(limits.low, limits.high, down, settings)
-        collect(arm, camera, poses, limits, settings.marker, log, corner_noise_px, np.random.default_rng(settings.seed + 1), say, settings.settle_frames)
+        collect(
+            arm,
+            camera,
+            poses,
+            limits,
+            settings.marker,
+            log,
+            corner_noise_px,
+            np.random.default_rng(settings.seed + 1),
+            say,
+            settings.settle_frames,
+        )
         arm.move_to(home)
     except KeyboardInterrupt:
         stop_motion(arm, say)
@@ -477,7 +571,13 @@ def run(arm: CalibrationArm, camera: Camera, limits: safety.Limits, settings: Se
         sol = solve(log.observations(settings.marker), settings)
     except CalibrationError as e:
         return None, None, _finish(log, out, str(e))
-    bench = bench_dict(sol, log.intrinsics, settings.marker, float(np.linalg.norm(sol.cam_pos - np.mean(log.tool_pos, axis=0))), len(log.frames))
+    bench = bench_dict(
+        sol,
+        log.intrinsics,
+        settings.marker,
+        float(np.linalg.norm(sol.cam_pos - np.mean(log.tool_pos, axis=0))),
+        len(log.frames),
+    )
     write_json(out / "bench.json", bench)
     _finish(log, out, None)
     return sol, bench, None
@@ -500,30 +600,61 @@ def marker_image(marker: MarkerSpec, dpi: int = 300) -> np.ndarray:
 
 # --- the command line -------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deploy calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m deploy calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     where = p.add_argument_group("where it runs")
     where.add_argument("--ip", help="the xArm controller's address (real arm; TCP offset [0, 0, 172] mm as for deploy)")
     where.add_argument("--camera-serial", help="the RealSense's serial number (default: the only one connected)")
-    where.add_argument("--twin", action="store_true", help="calibrate the digital twin's camera, placed at a random pose (needs the train extra)")
+    where.add_argument(
+        "--twin",
+        action="store_true",
+        help="calibrate the digital twin's camera, placed at a random pose (needs the train extra)",
+    )
     where.add_argument("--twin-seed", type=int, default=0, help="seed of the twin's true camera pose and noise")
     where.add_argument("--print-marker", metavar="PNG", help="write the marker to print (300 dpi) and exit")
     out = p.add_argument_group("outputs")
     out.add_argument("--out", default="calibration", help="folder for bench.json and calibration_log.npz")
-    out.add_argument("--json", help="also write a summary JSON here (with --twin: true vs estimated pose and the errors)")
+    out.add_argument(
+        "--json", help="also write a summary JSON here (with --twin: true vs estimated pose and the errors)"
+    )
     marker = p.add_argument_group("marker")
     marker.add_argument("--marker-dict", default=MarkerSpec.dictionary, help="OpenCV ArUco dictionary")
     marker.add_argument("--marker-id", type=int, default=MarkerSpec.marker_id)
-    marker.add_argument("--marker-size-m", type=float, default=MarkerSpec.size_m, help="side of the printed black square, m (measure the print)")
+    marker.add_argument(
+        "--marker-size-m",
+        type=float,
+        default=MarkerSpec.size_m,
+        help="side of the printed black square, m (measure the print)",
+    )
     moves = p.add_argument_group("poses and safety")
     moves.add_argument("--poses", type=int, default=Settings.poses)
     moves.add_argument("--tilt-deg", type=float, default=Settings.tilt_deg)
     moves.add_argument("--yaw-deg", type=float, default=Settings.yaw_deg)
     moves.add_argument("--seed", type=int, default=Settings.seed, help="seed of the pose set")
-    moves.add_argument("--box-low", nargs=3, type=float, default=DEFAULT_BOX[0], metavar=("X", "Y", "Z"), help="workspace box lower corner, m")
-    moves.add_argument("--box-high", nargs=3, type=float, default=DEFAULT_BOX[1], metavar=("X", "Y", "Z"), help="workspace box upper corner, m")
+    moves.add_argument(
+        "--box-low",
+        nargs=3,
+        type=float,
+        default=DEFAULT_BOX[0],
+        metavar=("X", "Y", "Z"),
+        help="workspace box lower corner, m",
+    )
+    moves.add_argument(
+        "--box-high",
+        nargs=3,
+        type=float,
+        default=DEFAULT_BOX[1],
+        metavar=("X", "Y", "Z"),
+        help="workspace box upper corner, m",
+    )
     moves.add_argument("--speed-m-s", type=float, default=0.1, help="Cartesian speed of each move, m/s")
-    moves.add_argument("--camera-timeout-s", type=float, default=1.0, help="a camera read slower than this stops the run")
-    moves.add_argument("--max-rms-px", type=float, default=Settings.max_rms_px, help="refuse a larger rms reprojection error, pixels")
+    moves.add_argument(
+        "--camera-timeout-s", type=float, default=1.0, help="a camera read slower than this stops the run"
+    )
+    moves.add_argument(
+        "--max-rms-px", type=float, default=Settings.max_rms_px, help="refuse a larger rms reprojection error, pixels"
+    )
     moves.add_argument("--min-detections", type=int, default=Settings.min_detections)
     return p
 
@@ -548,27 +679,45 @@ def main(argv: list[str]) -> int:
             marker.bits()  # an unknown dictionary or id fails here, in one line
             if not cv2.imwrite(args.print_marker, marker_image(marker)):
                 raise CalibrationError(f"cannot write {args.print_marker}")
-            print(f"wrote {args.print_marker}: {marker.dictionary} id {marker.marker_id}, print at 300 dpi, black square {marker.size_m * 1000:.0f} mm")
+            print(
+                f"wrote {args.print_marker}: {marker.dictionary} id {marker.marker_id}, print at 300 dpi, black square {marker.size_m * 1000:.0f} mm"
+            )
             return 0
         if not args.twin and not args.ip:
             raise CalibrationError("the real arm needs --ip (or pass --twin)")
-        settings = Settings(marker=marker, poses=args.poses, tilt_deg=args.tilt_deg, yaw_deg=args.yaw_deg, seed=args.seed,
-                            max_rms_px=args.max_rms_px, min_detections=args.min_detections)
+        settings = Settings(
+            marker=marker,
+            poses=args.poses,
+            tilt_deg=args.tilt_deg,
+            yaw_deg=args.yaw_deg,
+            seed=args.seed,
+            max_rms_px=args.max_rms_px,
+            min_detections=args.min_detections,
+        )
         limits = safety.Limits(np.asarray(args.box_low, np.float64), np.asarray(args.box_high, np.float64), 0.1)
         truth = None
         if args.twin:
-            from mjx_reach.standins import calibration_twin
             from mjx_reach.config import EnvConfig
+            from mjx_reach.standins import calibration_twin
 
-            cam_pos, cam_xmat = calibration_twin.random_true_camera(np.random.default_rng(args.twin_seed), EnvConfig().camera)
-            twin = calibration_twin.CalibrationTwin(EnvConfig(), cam_pos, cam_xmat, marker.bits(), marker.size_m, TWIN_PIXEL_NOISE, args.twin_seed)
+            cam_pos, cam_xmat = calibration_twin.random_true_camera(
+                np.random.default_rng(args.twin_seed), EnvConfig().camera
+            )
+            twin = calibration_twin.CalibrationTwin(
+                EnvConfig(), cam_pos, cam_xmat, marker.bits(), marker.size_m, TWIN_PIXEL_NOISE, args.twin_seed
+            )
             arm, camera, noise, truth = twin, twin, TWIN_CORNER_NOISE_PX, (cam_pos, cam_xmat)
         else:
             from deploy import camera as realsense
             from deploy.arm import XArm
 
-            camera = realsense.RealSenseCamera(args.camera_serial, width=640, height=480, fps=30, timeout_s=args.camera_timeout_s)
-            arm, noise = XArm(args.ip, np.eye(4), DEFAULT_TCP_OFFSET_M, GRIPPER_DOWN_XMAT, speed_m_s=args.speed_m_s), 0.0
+            camera = realsense.RealSenseCamera(
+                args.camera_serial, width=640, height=480, fps=30, timeout_s=args.camera_timeout_s
+            )
+            arm, noise = (
+                XArm(args.ip, np.eye(4), DEFAULT_TCP_OFFSET_M, GRIPPER_DOWN_XMAT, speed_m_s=args.speed_m_s),
+                0.0,
+            )
     except (DeployError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -576,10 +725,17 @@ def main(argv: list[str]) -> int:
     if cause is not None:
         print(f"error: {cause}", file=sys.stderr)
         return 1
-    summary = {"bench": str(pathlib.Path(args.out) / "bench.json"), "camera": bench["camera"], "reprojection_px": sol.rms_px,
-               "position_std_m": sol.pos_std_m.tolist(), "rotation_std_deg": sol.rot_std_deg}
+    summary = {
+        "bench": str(pathlib.Path(args.out) / "bench.json"),
+        "camera": bench["camera"],
+        "reprojection_px": sol.rms_px,
+        "position_std_m": sol.pos_std_m.tolist(),
+        "rotation_std_deg": sol.rot_std_deg,
+    }
     if truth is not None:
-        lookat, roll = camera_model.lookat_roll_from_xmat(truth[0], truth[1], np.linalg.norm(np.subtract(bench["camera"]["lookat"], bench["camera"]["pos"])))
+        lookat, roll = camera_model.lookat_roll_from_xmat(
+            truth[0], truth[1], np.linalg.norm(np.subtract(bench["camera"]["lookat"], bench["camera"]["pos"]))
+        )
         summary |= {
             "true": {"pos": truth[0].tolist(), "lookat": lookat.tolist(), "roll_deg": roll, "xmat": truth[1].tolist()},
             "estimated": {k: bench["camera"][k] for k in ("pos", "lookat", "roll_deg", "xmat")},

@@ -16,8 +16,8 @@ from typing import Self
 import numpy as np
 import pyrealsense2 as rs
 
-from mjx_reach.contract import CameraError
 from mjx_reach.camera import Intrinsics
+from mjx_reach.contract import CameraError
 
 
 class RealSenseCamera:
@@ -31,9 +31,17 @@ class RealSenseCamera:
     when the source cannot be opened or has no such stream. Use as a context manager or ``close()``.
     """
 
-    def __init__(self, serial: str | None = None, *, bag: str | os.PathLike | None = None,
-                 device: rs.device | None = None, width: int = 640, height: int = 480, fps: int = 30,
-                 timeout_s: float = 1.0):
+    def __init__(
+        self,
+        serial: str | None = None,
+        *,
+        bag: str | os.PathLike | None = None,
+        device: rs.device | None = None,
+        width: int = 640,
+        height: int = 480,
+        fps: int = 30,
+        timeout_s: float = 1.0,
+    ):
         if (bag is not None) + (device is not None) + (serial is not None) > 1:
             raise CameraError("give a camera serial, a bag or a device, not several")
         self.timeout_s = timeout_s
@@ -51,8 +59,9 @@ class RealSenseCamera:
         except RuntimeError as e:
             raise CameraError(f"cannot open RealSense {self._source}: {e}") from e
         intr = profile.as_video_stream_profile().get_intrinsics()
-        self.intrinsics = Intrinsics(width=intr.width, height=intr.height, fx=intr.fx, fy=intr.fy,
-                                     ppx=intr.ppx, ppy=intr.ppy)
+        self.intrinsics = Intrinsics(
+            width=intr.width, height=intr.height, fx=intr.fx, fy=intr.fy, ppx=intr.ppx, ppy=intr.ppy
+        )
         """Pinhole intrinsics of the opened stream (pixels)."""
 
     @property
@@ -93,12 +102,16 @@ class RealSenseCamera:
         if not ok:
             if self._bag and self._device.as_playback().current_status() == rs.playback_status.stopped:
                 raise CameraError(f"RealSense bag {self._bag} ended after {self._frames} frames")
-            raise CameraError(f"no colour frame from the RealSense {self._source} within {self.timeout_s:.2f} s "
-                              "(stream stopped or camera disconnected)")
+            raise CameraError(
+                f"no colour frame from the RealSense {self._source} within {self.timeout_s:.2f} s "
+                "(stream stopped or camera disconnected)"
+            )
         image = np.array(frame.as_video_frame().get_data(), dtype=np.uint8, copy=True)
         if image.shape != (self.intrinsics.height, self.intrinsics.width, 3):
-            raise CameraError(f"RealSense frame has shape {image.shape}, expected "
-                              f"({self.intrinsics.height}, {self.intrinsics.width}, 3)")
+            raise CameraError(
+                f"RealSense frame has shape {image.shape}, expected "
+                f"({self.intrinsics.height}, {self.intrinsics.width}, 3)"
+            )
         self._frames += 1
         return image, self.intrinsics
 
@@ -131,5 +144,7 @@ def _colour_stream(device: rs.device, width: int, height: int, fps: int) -> tupl
             offered.append(f"{video.width()}x{video.height()} {profile.format()} @{profile.fps()}")
             if (video.width(), video.height(), profile.format(), profile.fps()) == (width, height, rs.format.rgb8, fps):
                 return sensor, profile
-    raise CameraError(f"RealSense offers no colour stream {width}x{height} rgb8 @{fps} fps "
-                      f"(colour streams: {', '.join(offered) or 'none'})")
+    raise CameraError(
+        f"RealSense offers no colour stream {width}x{height} rgb8 @{fps} fps "
+        f"(colour streams: {', '.join(offered) or 'none'})"
+    )

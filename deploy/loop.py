@@ -24,9 +24,9 @@ from numpy.typing import ArrayLike
 
 from deploy import safety
 from deploy.arm import Arm
-from mjx_reach.contract import DeployError, SafetyError
 from deploy.policy import Metadata, Policy
 from mjx_reach import camera as camera_model
+from mjx_reach.contract import DeployError, SafetyError
 
 
 class Camera(Protocol):
@@ -74,7 +74,9 @@ class EpisodeLog:
     def __init__(self, goal, keep_raw_frames: bool):
         self.goal = np.asarray(goal, np.float64)
         self.keep_raw_frames = keep_raw_frames
-        self.rows: dict[str, list] = {k: [] for k in ("time_s", "image", "action", "ee_pred", "ee_sdk", "drift_m", "target")}
+        self.rows: dict[str, list] = {
+            k: [] for k in ("time_s", "image", "action", "ee_pred", "ee_sdk", "drift_m", "target")
+        }
         self.frames: list[np.ndarray] = []
         self.intrinsics = None
         self.ended_by = ""
@@ -99,7 +101,9 @@ class EpisodeLog:
         arrays |= {
             "goal": self.goal,
             "raw_frames": np.asarray(self.frames, np.uint8),
-            "intrinsics": np.asarray([] if intr is None else [intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy]),
+            "intrinsics": np.asarray(
+                [] if intr is None else [intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy]
+            ),
             "ended_by": np.asarray(self.ended_by),
         }
         tmp = stem.with_name(stem.name + ".tmp.npz")
@@ -131,12 +135,23 @@ def check_goals(goals: ArrayLike, limits: safety.Limits) -> np.ndarray:
     goals = np.asarray(goals, np.float64).reshape(-1, 3)
     for goal in goals:
         if not limits.contains(goal):
-            raise SafetyError(f"goal {goal.tolist()} m is outside the workspace box [{limits.low.tolist()}, {limits.high.tolist()}] m")
+            raise SafetyError(
+                f"goal {goal.tolist()} m is outside the workspace box [{limits.low.tolist()}, {limits.high.tolist()}] m"
+            )
     return goals
 
 
-def run_episode(policy: Policy, camera: Camera, arm: Arm, goal: ArrayLike, limits: safety.Limits, view: safety.ViewGuard,
-                options: Options, log: EpisodeLog, say: Callable[[str], None]) -> EpisodeResult:
+def run_episode(
+    policy: Policy,
+    camera: Camera,
+    arm: Arm,
+    goal: ArrayLike,
+    limits: safety.Limits,
+    view: safety.ViewGuard,
+    options: Options,
+    log: EpisodeLog,
+    say: Callable[[str], None],
+) -> EpisodeResult:
     """One episode towards ``goal`` (3,) m from the home pose; raises a ``DeployError`` on a stop."""
     meta = policy.meta
     goal = np.asarray(goal, np.float64)
@@ -177,20 +192,37 @@ def stop_motion(arm: Arm, say: Callable[[str], None]) -> None:
         say(f"warning: could not send stop to the arm: {type(e).__name__}: {e}")
 
 
-def view_guard(meta: Metadata, cam_pos: ArrayLike | None = None, cam_lookat: ArrayLike | None = None,
-               cam_roll_deg: float | None = None) -> safety.ViewGuard:
+def view_guard(
+    meta: Metadata,
+    cam_pos: ArrayLike | None = None,
+    cam_lookat: ArrayLike | None = None,
+    cam_roll_deg: float | None = None,
+) -> safety.ViewGuard:
     """The view guard for the policy camera (default: where the model was trained; pass the bench's
     measured pose on the real arm), with the model's image, field of view, gripper and margin."""
     return safety.ViewGuard(
         np.asarray(meta.camera_pos if cam_pos is None else cam_pos, np.float64),
         np.asarray(meta.camera_lookat if cam_lookat is None else cam_lookat, np.float64),
-        meta.fovy_deg, meta.image_hw, meta.gripper_half_width_m, meta.gripper_height_m, meta.frame_margin_px,
+        meta.fovy_deg,
+        meta.image_hw,
+        meta.gripper_half_width_m,
+        meta.gripper_height_m,
+        meta.frame_margin_px,
         meta.camera_roll_deg if cam_roll_deg is None else cam_roll_deg,
     )
 
 
-def run(policy: Policy, camera: Camera, arm: Arm, goals: ArrayLike, limits: safety.Limits, view: safety.ViewGuard, options: Options,
-        log_dir: pathlib.Path, say: Callable[[str], None] = print) -> tuple[list[EpisodeResult], str | None]:
+def run(
+    policy: Policy,
+    camera: Camera,
+    arm: Arm,
+    goals: ArrayLike,
+    limits: safety.Limits,
+    view: safety.ViewGuard,
+    options: Options,
+    log_dir: pathlib.Path,
+    say: Callable[[str], None] = print,
+) -> tuple[list[EpisodeResult], str | None]:
     """Run one episode per goal; returns (results of the finished episodes, cause of a stop or None).
     Motion is stopped before the cause is returned; camera and arm are closed at the end."""
     results: list[EpisodeResult] = []
@@ -209,7 +241,9 @@ def run(policy: Policy, camera: Camera, arm: Arm, goals: ArrayLike, limits: safe
             finally:
                 log.save(log_dir / f"episode_{i:03d}", say)
             results.append(result)
-            say(f"episode {i}: goal {np.round(goal, 3).tolist()} m, final distance {result.final_distance_m * 100:.1f} cm after {result.steps} steps ({result.ended_by})")
+            say(
+                f"episode {i}: goal {np.round(goal, 3).tolist()} m, final distance {result.final_distance_m * 100:.1f} cm after {result.steps} steps ({result.ended_by})"
+            )
     except KeyboardInterrupt:
         stop_motion(arm, say)
         return results, "interrupted (Ctrl-C): motion stopped"

@@ -77,14 +77,23 @@ def _array(data: dict, name: str, shape) -> np.ndarray:
     except (TypeError, ValueError):
         raise PolicyError(f"ONNX metadata: field {name!r} is not numeric") from None
     if value.shape != tuple(shape) or not np.all(np.isfinite(value)):
-        raise PolicyError(f"ONNX metadata: field {name!r} must be finite with shape {tuple(shape)}, got {value.tolist()}")
+        raise PolicyError(
+            f"ONNX metadata: field {name!r} must be finite with shape {tuple(shape)}, got {value.tolist()}"
+        )
     return value
 
 
 def _number(data: dict, name: str, positive: bool = True) -> float:
     value = _field(data, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and value <= 0):
-        raise PolicyError(f"ONNX metadata: field {name!r} must be a finite{' positive' if positive else ''} number, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (positive and value <= 0)
+    ):
+        raise PolicyError(
+            f"ONNX metadata: field {name!r} must be a finite{' positive' if positive else ''} number, got {value!r}"
+        )
     return float(value)
 
 
@@ -97,13 +106,17 @@ def parse_metadata(text: str) -> Metadata:
     if not isinstance(data, dict):
         raise PolicyError(f"ONNX metadata {METADATA_KEY!r} must be a JSON object")
     if _field(data, "schema") != SCHEMA_VERSION:
-        raise PolicyError(f"ONNX metadata: schema {data['schema']!r} is not the supported {SCHEMA_VERSION} (re-export with this version)")
+        raise PolicyError(
+            f"ONNX metadata: schema {data['schema']!r} is not the supported {SCHEMA_VERSION} (re-export with this version)"
+        )
     low, high = _array(data, "workspace.low", (3,)), _array(data, "workspace.high", (3,))
     if not np.all(high > low):
         raise PolicyError(f"ONNX metadata: workspace box is empty (low {low.tolist()}, high {high.tolist()})")
     w2b = _array(data, "world_to_base", (4, 4))
     rot = w2b[:3, :3]
-    if not (np.allclose(rot.T @ rot, np.eye(3), atol=1e-6) and np.allclose(w2b[3], [0, 0, 0, 1]) and np.linalg.det(rot) > 0):
+    if not (
+        np.allclose(rot.T @ rot, np.eye(3), atol=1e-6) and np.allclose(w2b[3], [0, 0, 0, 1]) and np.linalg.det(rot) > 0
+    ):
         raise PolicyError("ONNX metadata: world_to_base is not a rigid transform")
     image = {k: _field(data, f"image.{k}") for k in ("height", "width", "channels")}
     if not all(isinstance(v, int) and v > 0 for v in image.values()):
@@ -153,7 +166,9 @@ class Policy:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own types for a damaged file
-            raise PolicyError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            raise PolicyError(
+                f"{path}: not a loadable ONNX model ({type(e).__name__}: {str(e).splitlines()[0]})"
+            ) from None
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if text is None:
             raise PolicyError(f"{path}: no {METADATA_KEY!r} metadata (export it with `python export.py`)")
@@ -163,9 +178,13 @@ class Policy:
     def _check_graph(self) -> None:
         meta = self.meta
         if meta.preprocessing != camera_model.PREPROCESSING:
-            raise PolicyError(f"preprocessing: the model was trained with {meta.preprocessing.get('name')!r} v{meta.preprocessing.get('version')}, this deploy implements {camera_model.PREPROCESSING['name']!r} v{camera_model.PREPROCESSING['version']}")
+            raise PolicyError(
+                f"preprocessing: the model was trained with {meta.preprocessing.get('name')!r} v{meta.preprocessing.get('version')}, this deploy implements {camera_model.PREPROCESSING['name']!r} v{camera_model.PREPROCESSING['version']}"
+            )
         if meta.channels != 3:
-            raise PolicyError(f"image channels: deploy feeds one RGB camera (3 channels), the model takes {meta.channels}")
+            raise PolicyError(
+                f"image channels: deploy feeds one RGB camera (3 channels), the model takes {meta.channels}"
+            )
         inputs = {i.name: i for i in self.session.get_inputs()}
         image_name, goal_name = INPUT_NAMES
         want = {image_name: ("tensor(uint8)", [*meta.image_hw, meta.channels]), goal_name: ("tensor(float)", [3])}
@@ -173,10 +192,14 @@ class Policy:
             got = inputs.get(name)
             if got is None or got.type != dtype or list(got.shape[1:]) != shape:
                 found = None if got is None else f"{got.type} {got.shape}"
-                raise PolicyError(f"ONNX input {name!r}: expected {dtype} (B, {', '.join(map(str, shape))}) from the metadata, found {found}")
+                raise PolicyError(
+                    f"ONNX input {name!r}: expected {dtype} (B, {', '.join(map(str, shape))}) from the metadata, found {found}"
+                )
         outputs = {o.name for o in self.session.get_outputs()}
         if not set(OUTPUT_NAMES) <= outputs:
-            raise PolicyError(f"ONNX outputs: expected {' and '.join(map(repr, OUTPUT_NAMES))}, found {sorted(outputs)}")
+            raise PolicyError(
+                f"ONNX outputs: expected {' and '.join(map(repr, OUTPUT_NAMES))}, found {sorted(outputs)}"
+            )
 
     def preprocess(self, frame: np.ndarray, intr: camera_model.Intrinsics) -> np.ndarray:
         """The policy image (H, W, 3) uint8 from a real RGB ``frame`` (h, w, 3) uint8 with ``intr``."""

@@ -20,8 +20,8 @@ import dataclasses
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mjx_reach.contract import SafetyError
 from mjx_reach import camera as camera_model
+from mjx_reach.contract import SafetyError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,21 +37,30 @@ class Limits:
         return bool(np.all(np.isfinite(point)) and np.all(point >= self.low) and np.all(point <= self.high))
 
 
-def tighten(limits: Limits, low: ArrayLike | None = None, high: ArrayLike | None = None, max_step_m: float | None = None) -> Limits:
+def tighten(
+    limits: Limits, low: ArrayLike | None = None, high: ArrayLike | None = None, max_step_m: float | None = None
+) -> Limits:
     """``limits`` with the given overrides; each may only shrink the box or the step. Widening, an
     empty box or a non-finite value raises ``SafetyError`` (one line)."""
     new_low = limits.low if low is None else np.asarray(low, np.float64)
     new_high = limits.high if high is None else np.asarray(high, np.float64)
     step = limits.max_step_m if max_step_m is None else float(max_step_m)
-    for name, value, bound, wider in (("box low", new_low, limits.low, new_low < limits.low), ("box high", new_high, limits.high, new_high > limits.high)):
+    for name, value, bound, wider in (
+        ("box low", new_low, limits.low, new_low < limits.low),
+        ("box high", new_high, limits.high, new_high > limits.high),
+    ):
         if value.shape != (3,) or not np.all(np.isfinite(value)):
             raise SafetyError(f"{name} must be 3 finite numbers (metres), got {value.tolist()}")
         if np.any(wider):
-            raise SafetyError(f"{name} {value.tolist()} m would widen the model's workspace box ({bound.tolist()} m): overrides can only tighten it")
+            raise SafetyError(
+                f"{name} {value.tolist()} m would widen the model's workspace box ({bound.tolist()} m): overrides can only tighten it"
+            )
     if np.any(new_high <= new_low):
         raise SafetyError(f"box low {new_low.tolist()} m and high {new_high.tolist()} m leave an empty workspace")
     if not (np.isfinite(step) and 0 < step <= limits.max_step_m):
-        raise SafetyError(f"max step {step} m must be in (0, {limits.max_step_m}] m: overrides can only tighten the model's max step")
+        raise SafetyError(
+            f"max step {step} m must be in (0, {limits.max_step_m}] m: overrides can only tighten the model's max step"
+        )
     return Limits(new_low, new_high, step)
 
 
@@ -90,7 +99,14 @@ class ViewGuard:
         """Raise ``SafetyError`` naming ``what`` (e.g. "target") if the gripper at ``tcp`` (3,) m is
         not wholly in view."""
         hull, uv, inside = camera_model.gripper_visibility(
-            tcp, self.cam_pos, self.cam_lookat, self.fovy_deg, self.image_hw, self.half_width_m, self.height_m, self.margin_px,
+            tcp,
+            self.cam_pos,
+            self.cam_lookat,
+            self.fovy_deg,
+            self.image_hw,
+            self.half_width_m,
+            self.height_m,
+            self.margin_px,
             self.roll_deg,
         )
         if not inside.all():
@@ -113,7 +129,9 @@ class DriftLimits:
 
     def __post_init__(self):
         if not (0 < self.warn_m <= self.stop_m) or self.patience < 1:
-            raise SafetyError(f"drift guard: need 0 < warn ({self.warn_m} m) <= stop ({self.stop_m} m) and patience ({self.patience}) >= 1")
+            raise SafetyError(
+                f"drift guard: need 0 < warn ({self.warn_m} m) <= stop ({self.stop_m} m) and patience ({self.patience}) >= 1"
+            )
 
 
 class DriftGuard:
@@ -131,8 +149,12 @@ class DriftGuard:
         if not np.isfinite(drift):
             raise SafetyError(f"encoder ee prediction {np.asarray(ee_pred).tolist()} is not finite: stopped")
         if drift > lim.stop_m:
-            raise SafetyError(f"encoder ee prediction is {drift * 100:.1f} cm from the arm's measured ee (limit {lim.stop_m * 100:.1f} cm): the policy does not see the arm where it is; stopped")
+            raise SafetyError(
+                f"encoder ee prediction is {drift * 100:.1f} cm from the arm's measured ee (limit {lim.stop_m * 100:.1f} cm): the policy does not see the arm where it is; stopped"
+            )
         self.strikes = self.strikes + 1 if drift > lim.warn_m else 0
         if self.strikes >= lim.patience:
-            raise SafetyError(f"encoder ee prediction off the measured ee by more than {lim.warn_m * 100:.1f} cm for {self.strikes} steps in a row (now {drift * 100:.1f} cm): stopped")
+            raise SafetyError(
+                f"encoder ee prediction off the measured ee by more than {lim.warn_m * 100:.1f} cm for {self.strikes} steps in a row (now {drift * 100:.1f} cm): stopped"
+            )
         return drift, drift > lim.warn_m

@@ -43,7 +43,9 @@ class SilhouetteRenderer:
             spec.delete(spec.geom(name))
         mjm = spec.compile()
         self.intr = intr
-        self._renderer = ArmRenderer(mjm, mjm.camera("policy").id, (intr.height, intr.width), depth_range_m=(0.01, 10.0))
+        self._renderer = ArmRenderer(
+            mjm, mjm.camera("policy").id, (intr.height, intr.width), depth_range_m=(0.01, 10.0)
+        )
 
     def __call__(self, qpos, cam_pos, cam_xmat) -> np.ndarray:
         mask = self._renderer.render(qpos, cam_pos, cam_xmat)[..., 3] > 0
@@ -87,13 +89,19 @@ def bench_camera(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     from mjx_reach.contract import load_bench
 
     bench = load_bench(path)
-    return np.asarray(bench.camera_pos), camera_model.camera_xmat(bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg)
+    return np.asarray(bench.camera_pos), camera_model.camera_xmat(
+        bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg
+    )
 
 
-def align(bench_path: str | os.PathLike, log: dict, renderer: SilhouetteRenderer | None = None) -> tuple[list[np.ndarray], list[float]]:
+def align(
+    bench_path: str | os.PathLike, log: dict, renderer: SilhouetteRenderer | None = None
+) -> tuple[list[np.ndarray], list[float]]:
     """Overlays (N, H, W, 3) and edge-overlap scores of each frame of a calibration ``log``
     (``deploy.calibrate.load_log``) with the bench's camera."""
-    intr = camera_model.Intrinsics(int(log["intrinsics"][0]), int(log["intrinsics"][1]), *map(float, log["intrinsics"][2:]))
+    intr = camera_model.Intrinsics(
+        int(log["intrinsics"][0]), int(log["intrinsics"][1]), *map(float, log["intrinsics"][2:])
+    )
     renderer = renderer or SilhouetteRenderer(intr)
     cam_pos, cam_xmat = bench_camera(bench_path)
     images, scores = [], []
@@ -105,7 +113,9 @@ def align(bench_path: str | os.PathLike, log: dict, renderer: SilhouetteRenderer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mjx_reach.align", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m mjx_reach.align", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("bench", help="bench.json (python -m deploy calibrate)")
     parser.add_argument("log", help="calibration_log.npz (python -m deploy calibrate)")
     parser.add_argument("--out", default="align", help="folder for frame_NNN.png and scores.json")
@@ -128,9 +138,19 @@ def main(argv: list[str] | None = None) -> int:
         tmp = out / f".frame_{i:03d}.tmp.png"
         iio.imwrite(tmp, image)
         os.replace(tmp, out / f"frame_{i:03d}.png")
-    result = {"bench": args.bench, "log": args.log, "tolerance_px": TOLERANCE_PX, "edge_overlap": scores, "mean_edge_overlap": float(np.mean(scores))}
+    result = {
+        "bench": args.bench,
+        "log": args.log,
+        "tolerance_px": TOLERANCE_PX,
+        "edge_overlap": scores,
+        "mean_edge_overlap": float(np.mean(scores)),
+    }
     atomic_write(out / "scores.json", json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("mean_edge_overlap", "tolerance_px")} | {"frames": len(images), "out": str(out)}))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("mean_edge_overlap", "tolerance_px")} | {"frames": len(images), "out": str(out)}
+        )
+    )
     return 0
 
 

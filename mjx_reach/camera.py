@@ -77,8 +77,9 @@ def fovy_deg_from_intrinsics(fy_px: float, height_px: float) -> float:
     return float(np.rad2deg(2.0 * np.arctan(0.5 * height_px / fy_px)))
 
 
-def project(points: ArrayLike, cam_pos: ArrayLike, cam_xmat: ArrayLike, fovy_deg: float,
-            image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def project(
+    points: ArrayLike, cam_pos: ArrayLike, cam_xmat: ArrayLike, fovy_deg: float, image_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Project world points (..., 3) [m] into a MuJoCo camera.
 
     Returns ``(uv, depth)``: pixel coordinates (..., 2) and depth along the view axis (...,) in
@@ -119,9 +120,17 @@ def pixels_inside(uv: np.ndarray, depth: np.ndarray, image_hw: tuple[int, int], 
     return (depth > 0) & (u >= margin_px) & (u <= w - margin_px) & (v >= margin_px) & (v <= h - margin_px)
 
 
-def gripper_visibility(tcp: ArrayLike, cam_pos: ArrayLike, cam_lookat: ArrayLike, fovy_deg: float, image_hw: tuple[int, int],
-                       half_width_m: float, height_m: float, margin_px: float,
-                       roll_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gripper_visibility(
+    tcp: ArrayLike,
+    cam_pos: ArrayLike,
+    cam_lookat: ArrayLike,
+    fovy_deg: float,
+    image_hw: tuple[int, int],
+    half_width_m: float,
+    height_m: float,
+    margin_px: float,
+    roll_deg: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gripper hull corners (K, 3) [m] around tool centre points ``tcp`` (..., 3) [m], their pixels
     (K, 2) in the camera at ``cam_pos`` looking at ``cam_lookat`` (metres), rolled by ``roll_deg``
     (``camera_xmat``), with vertical field of view ``fovy_deg`` and image ``image_hw`` (height,
@@ -204,7 +213,9 @@ def preprocess(frame: np.ndarray, intr: Intrinsics, fovy_deg: float, image_hw: t
 
     Raises ``ValueError`` if the frame's size disagrees with ``intr`` or the real camera is too narrow."""
     if frame.shape[:2] != (intr.height, intr.width):
-        raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]} px but its intrinsics say {intr.width}x{intr.height}")
+        raise ValueError(
+            f"frame is {frame.shape[1]}x{frame.shape[0]} px but its intrinsics say {intr.width}x{intr.height}"
+        )
     return crop_resize(frame, crop_for_sim_camera(intr, fovy_deg, image_hw), image_hw)
 
 

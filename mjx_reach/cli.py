@@ -48,7 +48,9 @@ def parse(args_cls: type[Args], argv: list[str], description: str, base: config_
     import tyro
 
     defaults = default_config(argv) if base is None else base
-    return tyro.cli(args_cls, default=args_cls(config=defaults, preset=preset_name(argv)), args=argv, description=description)
+    return tyro.cli(
+        args_cls, default=args_cls(config=defaults, preset=preset_name(argv)), args=argv, description=description
+    )
 
 
 def run_main(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:

@@ -43,8 +43,17 @@ SUCCESS_COLUMNS = (("success_loose", "success@5 cm", "-"), ("success", "success@
 """(metrics.csv column, label, line style) of the success curves."""
 X_AXES = (("env_steps", "env steps"), ("wall_s", "wall-clock s"))
 """(metrics.csv column, axis label) of the figure's two columns."""
-TABLE_FIELDS = ("success_2cm", "success_5cm", "mean_final_distance_m", "encoder_ee_error_m", "encoder_error_image_x_median_m",
-                "encoder_error_image_y_median_m", "encoder_error_depth_median_m", "oracle_success_2cm", "episodes")
+TABLE_FIELDS = (
+    "success_2cm",
+    "success_5cm",
+    "mean_final_distance_m",
+    "encoder_ee_error_m",
+    "encoder_error_image_x_median_m",
+    "encoder_error_image_y_median_m",
+    "encoder_error_depth_median_m",
+    "oracle_success_2cm",
+    "episodes",
+)
 """``eval.json`` fields in the markdown table, in order."""
 
 
@@ -59,8 +68,12 @@ def rolling_mean(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray,
     return x, (sums[idx] - sums[start]) / (idx - start)
 
 
-def plot_runs(run_dirs: Sequence[str | os.PathLike], out_png: str | os.PathLike, smooth: int = SMOOTH_CHUNKS,
-              labels: Sequence[str] | None = None) -> pathlib.Path:
+def plot_runs(
+    run_dirs: Sequence[str | os.PathLike],
+    out_png: str | os.PathLike,
+    smooth: int = SMOOTH_CHUNKS,
+    labels: Sequence[str] | None = None,
+) -> pathlib.Path:
     """Draw the runs' curves (module docstring) into ``out_png`` (written atomically), labelled with
     ``labels`` (default: the folder names). Runs or columns without data are left out of a panel
     (a panel with none says so). Reads only ``metrics.csv``; returns ``out_png``."""
@@ -82,7 +95,9 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out_png: str | os.PathLike,
                 continue
             for key, name, style in SUCCESS_COLUMNS:
                 if key in metrics:
-                    axes[0, col].plot(*rolling_mean(metrics[x_key], metrics[key], smooth), style, color=color, label=f"{label} {name}")
+                    axes[0, col].plot(
+                        *rolling_mean(metrics[x_key], metrics[key], smooth), style, color=color, label=f"{label} {name}"
+                    )
                     drawn[0, col] = True
             if "ee_error" in metrics:
                 axes[1, col].plot(*rolling_mean(metrics[x_key], metrics["ee_error"], smooth), color=color, label=label)
@@ -101,7 +116,9 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out_png: str | os.PathLike,
                 ax.legend(fontsize=8)
             else:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-    fig.suptitle(f"Training curves: rolling mean over {smooth} chunks (episodes ending in each chunk; ee error of sampled batches)")
+    fig.suptitle(
+        f"Training curves: rolling mean over {smooth} chunks (episodes ending in each chunk; ee error of sampled batches)"
+    )
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
@@ -133,7 +150,9 @@ def preset_config(name: str, total_steps: int | None, num_envs: int | None, seed
     return config_lib.validate(config_lib.override(cfg, total_env_steps=total_steps, seed=seed))
 
 
-def train_presets(configs: dict[str, config_lib.Config], out: pathlib.Path, progress: bool = True) -> list[pathlib.Path]:
+def train_presets(
+    configs: dict[str, config_lib.Config], out: pathlib.Path, progress: bool = True
+) -> list[pathlib.Path]:
     """Train each ``{name: config}`` into ``out/name`` unless finished (``eval.json`` exists);
     a folder with checkpoints but no ``eval.json`` is resumed. Returns the run folders."""
     run_dirs = []
@@ -174,7 +193,12 @@ def write_report(run_dirs: Sequence[pathlib.Path], out: pathlib.Path, smooth: in
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["best", "no-bottleneck", "depth"], help=f"presets to train ({', '.join(config_lib.PRESETS)})")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=["best", "no-bottleneck", "depth"],
+        help=f"presets to train ({', '.join(config_lib.PRESETS)})",
+    )
     parser.add_argument("--total-steps", type=int, help="env steps per run (default: the preset's)")
     parser.add_argument("--num-envs", type=int, help="parallel environments per run (default: the preset's)")
     parser.add_argument("--seed", type=int, help="seed of every run (default: the preset's)")

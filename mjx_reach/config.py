@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import math
+import os
 import typing
 from typing import Literal
 
@@ -262,14 +262,18 @@ class Config:
 
 def _with(cfg: Config, **sections) -> Config:
     """``cfg`` with fields of its sections replaced: ``_with(cfg, agent={"batch_size": 64})``."""
-    return dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()})
+    return dataclasses.replace(
+        cfg, **{name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()}
+    )
 
 
 _DEFAULT = Config()
 PRESETS: dict[str, Config] = {
     "default": _DEFAULT,
     "best": _DEFAULT,
-    "no-bottleneck": _with(_DEFAULT, agent={"bottleneck_weight": 0.0, "encoder_lr": 1e-3}, train={"pretrain_encoder": False}),
+    "no-bottleneck": _with(
+        _DEFAULT, agent={"bottleneck_weight": 0.0, "encoder_lr": 1e-3}, train={"pretrain_encoder": False}
+    ),
     "depth": _with(_DEFAULT, env={"depth": True}, agent={"bottleneck_weight": 0.0}),
     "quick": _with(
         _DEFAULT,
@@ -356,8 +360,12 @@ def scale_to_num_envs(cfg: Config, num_envs: int) -> Config:
         train_fields |= {"unroll_updates": False, "iterations_per_chunk": max(train.iterations_per_chunk, iterations)}
     images = max(pre.dataset_images, min(PRETRAIN_STEPS_PER_WORLD * n, PRETRAIN_BUDGET_BYTES // (h * w * c)) // n * n)
     passes = pre.updates * pre.batch_size / pre.dataset_images
-    updates = max(pre.updates, math.ceil(passes * images / pre.batch_size / pre.updates_per_call) * pre.updates_per_call)
-    scaled = _with(cfg, agent={"batch_size": batch}, train=train_fields, pretrain={"dataset_images": images, "updates": updates})
+    updates = max(
+        pre.updates, math.ceil(passes * images / pre.batch_size / pre.updates_per_call) * pre.updates_per_call
+    )
+    scaled = _with(
+        cfg, agent={"batch_size": batch}, train=train_fields, pretrain={"dataset_images": images, "updates": updates}
+    )
     return dataclasses.replace(scaled, num_envs=n)
 
 
@@ -368,11 +376,18 @@ def preset(name: str) -> Config:
     return PRESETS[name]
 
 
-def override(cfg: Config, total_env_steps: int | None = None, num_envs: int | None = None, seed: int | None = None,
-             init_encoder: str | None = None) -> Config:
+def override(
+    cfg: Config,
+    total_env_steps: int | None = None,
+    num_envs: int | None = None,
+    seed: int | None = None,
+    init_encoder: str | None = None,
+) -> Config:
     """``cfg`` with the command lines' shorthand settings (``--total-steps``, ``--num-envs``,
     ``--seed``, ``--init-encoder``) applied; None keeps ``cfg``'s value."""
-    train = {k: v for k, v in {"total_env_steps": total_env_steps, "init_encoder": init_encoder}.items() if v is not None}
+    train = {
+        k: v for k, v in {"total_env_steps": total_env_steps, "init_encoder": init_encoder}.items() if v is not None
+    }
     top = {k: v for k, v in {"num_envs": num_envs, "seed": seed}.items() if v is not None}
     return dataclasses.replace(_with(cfg, train=train), **top)
 
@@ -387,7 +402,9 @@ def with_bench_camera(cfg: Config, bench_path: str | os.PathLike) -> Config:
     except contract.PolicyError as e:
         raise ConfigError(f"--bench: {e}") from None
     fovy = cfg.env.camera.fovy_deg if bench.camera_fovy_deg is None else bench.camera_fovy_deg
-    camera = CameraConfig(pos=bench.camera_pos, lookat=bench.camera_lookat, fovy_deg=fovy, roll_deg=bench.camera_roll_deg)
+    camera = CameraConfig(
+        pos=bench.camera_pos, lookat=bench.camera_lookat, fovy_deg=fovy, roll_deg=bench.camera_roll_deg
+    )
     try:
         return validate(_with(cfg, env={"camera": camera}))
     except ConfigError as e:
@@ -397,27 +414,55 @@ def with_bench_camera(cfg: Config, bench_path: str | os.PathLike) -> Config:
 def validate(cfg: Config) -> Config:
     """Check ``cfg``; raise ``ConfigError`` (one line, naming the field) on the first problem."""
     env, dr = cfg.env, cfg.randomization
-    _require(len(tuple(env.image_size)) == 2 and all(isinstance(v, int) for v in env.image_size), "env.image_size", f"must be (height, width) in pixels, got {env.image_size}")
+    _require(
+        len(tuple(env.image_size)) == 2 and all(isinstance(v, int) for v in env.image_size),
+        "env.image_size",
+        f"must be (height, width) in pixels, got {env.image_size}",
+    )
     h, w = env.image_size
     _require(h >= 16 and w >= 16, "env.image_size", f"must be at least 16x16 pixels, got {env.image_size}")
     _require(cfg.num_envs >= 1, "num_envs", f"must be >= 1, got {cfg.num_envs}")
-    _require(env.control_mode in ("kinematic", "dynamic"), "env.control_mode", f"must be 'kinematic' or 'dynamic', got {env.control_mode!r}")
-    _require(env.reward in ("progress", "dense", "sparse"), "env.reward", f"must be 'progress', 'dense' or 'sparse', got {env.reward!r}")
+    _require(
+        env.control_mode in ("kinematic", "dynamic"),
+        "env.control_mode",
+        f"must be 'kinematic' or 'dynamic', got {env.control_mode!r}",
+    )
+    _require(
+        env.reward in ("progress", "dense", "sparse"),
+        "env.reward",
+        f"must be 'progress', 'dense' or 'sparse', got {env.reward!r}",
+    )
     _require(env.control_dt_s > 0, "env.control_dt_s", f"must be > 0, got {env.control_dt_s}")
     _require(env.physics_dt_s > 0, "env.physics_dt_s", f"must be > 0, got {env.physics_dt_s}")
     substeps = env.control_dt_s / env.physics_dt_s
-    _require(abs(substeps - round(substeps)) < 1e-6, "env.physics_dt_s", f"must divide env.control_dt_s={env.control_dt_s}, got {env.physics_dt_s}")
+    _require(
+        abs(substeps - round(substeps)) < 1e-6,
+        "env.physics_dt_s",
+        f"must divide env.control_dt_s={env.control_dt_s}, got {env.physics_dt_s}",
+    )
     _require(0 < env.max_step_m <= 0.1, "env.max_step_m", f"must be in (0, 0.1] metres, got {env.max_step_m}")
     _require(env.episode_steps >= 1, "env.episode_steps", f"must be >= 1, got {env.episode_steps}")
     _require(env.ik_iterations >= 1, "env.ik_iterations", f"must be >= 1, got {env.ik_iterations}")
     _require(env.ik_damping > 0, "env.ik_damping", f"must be > 0, got {env.ik_damping}")
-    _require(0 < env.success_threshold_m <= env.report_threshold_m, "env.success_threshold_m", f"must be in (0, report_threshold_m={env.report_threshold_m}], got {env.success_threshold_m}")
+    _require(
+        0 < env.success_threshold_m <= env.report_threshold_m,
+        "env.success_threshold_m",
+        f"must be in (0, report_threshold_m={env.report_threshold_m}], got {env.success_threshold_m}",
+    )
     _require(env.init_joint_noise_rad >= 0, "env.init_joint_noise_rad", f"must be >= 0, got {env.init_joint_noise_rad}")
     near, far = env.depth_range_m
     _require(0 < near < far, "env.depth_range_m", f"must be 0 < near < far metres, got {env.depth_range_m}")
     low, high = np.asarray(env.workspace_low), np.asarray(env.workspace_high)
-    _require(bool(np.all(high - low >= 0.02)), "env.workspace_high", f"must exceed env.workspace_low by >= 2 cm per axis, got low={env.workspace_low} high={env.workspace_high}")
-    _require(bool(low[2] - env.gripper_half_width_m >= 0.0), "env.workspace_low", f"z={low[2]} puts the gripper into the table (needs >= gripper_half_width_m={env.gripper_half_width_m})")
+    _require(
+        bool(np.all(high - low >= 0.02)),
+        "env.workspace_high",
+        f"must exceed env.workspace_low by >= 2 cm per axis, got low={env.workspace_low} high={env.workspace_high}",
+    )
+    _require(
+        bool(low[2] - env.gripper_half_width_m >= 0.0),
+        "env.workspace_low",
+        f"z={low[2]} puts the gripper into the table (needs >= gripper_half_width_m={env.gripper_half_width_m})",
+    )
     for name, cam in [("env.camera", env.camera)] + ([("env.camera2", env.camera2)] if env.second_camera else []):
         _require(0 < cam.fovy_deg < 150, f"{name}.fovy_deg", f"must be in (0, 150) degrees, got {cam.fovy_deg}")
         _require(-180 <= cam.roll_deg <= 180, f"{name}.roll_deg", f"must be in [-180, 180] degrees, got {cam.roll_deg}")
@@ -440,7 +485,11 @@ def validate(cfg: Config) -> Config:
         _require(0 <= lo <= hi <= 1, f"randomization.{field}", f"must satisfy 0 <= low <= high <= 1, got {(lo, hi)}")
     _require(0 <= dr.shadow_prob <= 1, "randomization.shadow_prob", f"must be in [0, 1], got {dr.shadow_prob}")
     net, agent, train = cfg.network, cfg.agent, cfg.train
-    _require(len(net.conv_channels) == len(net.conv_strides) >= 1, "network.conv_strides", f"needs one stride per conv layer, got {len(net.conv_strides)} for {len(net.conv_channels)}")
+    _require(
+        len(net.conv_channels) == len(net.conv_strides) >= 1,
+        "network.conv_strides",
+        f"needs one stride per conv layer, got {len(net.conv_strides)} for {len(net.conv_channels)}",
+    )
     size = min(h, w)
     for stride in net.conv_strides:
         size = (size - 3) // stride + 1
@@ -452,9 +501,19 @@ def validate(cfg: Config) -> Config:
     _require(agent.batch_size >= 1, "agent.batch_size", f"must be >= 1, got {agent.batch_size}")
     _require(agent.bottleneck_weight >= 0, "agent.bottleneck_weight", f"must be >= 0, got {agent.bottleneck_weight}")
     _require(train.total_env_steps >= 1, "train.total_env_steps", f"must be >= 1, got {train.total_env_steps}")
-    _require(train.replay_capacity >= 2 * cfg.num_envs, "train.replay_capacity", f"must hold >= 2 env steps of all {cfg.num_envs} envs, got {train.replay_capacity}")
-    _require(train.updates_per_iteration >= 0, "train.updates_per_iteration", f"must be >= 0, got {train.updates_per_iteration}")
-    _require(train.iterations_per_chunk >= 1, "train.iterations_per_chunk", f"must be >= 1, got {train.iterations_per_chunk}")
+    _require(
+        train.replay_capacity >= 2 * cfg.num_envs,
+        "train.replay_capacity",
+        f"must hold >= 2 env steps of all {cfg.num_envs} envs, got {train.replay_capacity}",
+    )
+    _require(
+        train.updates_per_iteration >= 0,
+        "train.updates_per_iteration",
+        f"must be >= 0, got {train.updates_per_iteration}",
+    )
+    _require(
+        train.iterations_per_chunk >= 1, "train.iterations_per_chunk", f"must be >= 1, got {train.iterations_per_chunk}"
+    )
     _require(train.eval_envs >= 1, "train.eval_envs", f"must be >= 1, got {train.eval_envs}")
     _require(train.eval_every_chunks >= 1, "train.eval_every_chunks", f"must be >= 1, got {train.eval_every_chunks}")
     _require(0 < train.target_success <= 1, "train.target_success", f"must be in (0, 1], got {train.target_success}")
@@ -475,8 +534,17 @@ def image_shape(env: EnvConfig) -> tuple[int, int, int]:
 
 def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``camera.gripper_visibility`` for camera ``cam`` and the gripper/image settings of ``env``."""
-    return camera_model.gripper_visibility(tcp, cam.pos, cam.lookat, cam.fovy_deg, env.image_size, env.gripper_half_width_m,
-                                           env.gripper_height_m, env.frame_margin_px, cam.roll_deg)
+    return camera_model.gripper_visibility(
+        tcp,
+        cam.pos,
+        cam.lookat,
+        cam.fovy_deg,
+        env.image_size,
+        env.gripper_half_width_m,
+        env.gripper_height_m,
+        env.frame_margin_px,
+        cam.roll_deg,
+    )
 
 
 def _require(ok: bool, field: str, message: str) -> None:

@@ -88,4 +88,6 @@ def load_bench(path: str | os.PathLike) -> Bench:
             camera_fovy_deg=None if camera.get("fovy_deg") is None else float(camera["fovy_deg"]),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise PolicyError(f"bench file {path}: unreadable ({type(e).__name__}: {e}); expected {BENCH_EXAMPLE}") from None
+        raise PolicyError(
+            f"bench file {path}: unreadable ({type(e).__name__}: {e}); expected {BENCH_EXAMPLE}"
+        ) from None

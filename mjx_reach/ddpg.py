@@ -83,8 +83,9 @@ class Agent:
         ee_pred = nets.encoder(obs["image"])
         return nets.actor(ee_pred, obs["goal"]), ee_pred
 
-    def losses(self, params: nnx.State, target_params: nnx.State, batch: dict,
-               key: jax.Array) -> tuple[jax.Array, jax.Array, dict]:
+    def losses(
+        self, params: nnx.State, target_params: nnx.State, batch: dict, key: jax.Array
+    ) -> tuple[jax.Array, jax.Array, dict]:
         """(critic_loss, policy_loss, info) on a batch from ``replay.sample``. ``policy_loss`` is the
         actor loss plus the weighted bottleneck loss; masked means over ``batch['valid']``."""
         cfg = self.cfg
@@ -93,7 +94,9 @@ class Agent:
         nets, target = self.nets(params), self.nets(target_params)
 
         next_action = target.actor(target.encoder(batch["next_image"]), batch["next_goal"])
-        noise = jnp.clip(cfg.target_noise * jax.random.normal(key, next_action.shape), -cfg.target_noise_clip, cfg.target_noise_clip)
+        noise = jnp.clip(
+            cfg.target_noise * jax.random.normal(key, next_action.shape), -cfg.target_noise_clip, cfg.target_noise_clip
+        )
         next_action = jnp.clip(next_action + noise, -1.0, 1.0)
         next_q = jnp.min(target.critic(batch["next_state"], next_action), axis=0)
         td_target = jax.lax.stop_gradient(batch["reward"] + cfg.gamma * next_q)
@@ -107,14 +110,21 @@ class Agent:
         ee_error = jnp.linalg.norm(ee_pred - ee_true, axis=-1)
         bottleneck_loss = mean(bottleneck_error(nets.encoder, ee_pred, ee_true))
         policy_loss = actor_loss + cfg.bottleneck_weight * bottleneck_loss
-        info = {"critic_loss": critic_loss, "actor_loss": actor_loss, "bottleneck_loss": bottleneck_loss,
-                "q": mean(q[0]), "ee_error": mean(ee_error)}
+        info = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "bottleneck_loss": bottleneck_loss,
+            "q": mean(q[0]),
+            "ee_error": mean(ee_error),
+        }
         return critic_loss, policy_loss, info
 
     def update(self, state: AgentState, batch: dict, key: jax.Array) -> tuple[AgentState, dict]:
         """One gradient step on critic, actor and encoder, then Polyak-average the targets."""
         critic_grad = jax.grad(lambda p: self.losses(p, state.target_params, batch, key)[0])(state.params)
-        policy_grad, info = jax.grad(lambda p: self.losses(p, state.target_params, batch, key)[1:], has_aux=True)(state.params)
+        policy_grad, info = jax.grad(lambda p: self.losses(p, state.target_params, batch, key)[1:], has_aux=True)(
+            state.params
+        )
         grads = jax.tree_util.tree_map_with_path(
             lambda path, c, p: c if path[0].key == "critic" else p, critic_grad, policy_grad
         )

@@ -48,7 +48,15 @@ OVERVIEW_HW = (240, 320)
 _POSE_BANK_SIZE = 256
 _CACHED_WORLDS = 8
 """Models, pose banks and render contexts kept for reuse (least recently used ones are dropped)."""
-STEP_ONLY_FIELDS = ("episode_steps", "max_step_m", "reward", "success_threshold_m", "report_threshold_m", "ik_iterations", "ik_damping")
+STEP_ONLY_FIELDS = (
+    "episode_steps",
+    "max_step_m",
+    "reward",
+    "success_threshold_m",
+    "report_threshold_m",
+    "ik_iterations",
+    "ik_damping",
+)
 """``EnvConfig`` fields used only by the in-graph step logic: envs that differ only in them share
 the model, the pose bank and the render contexts."""
 
@@ -137,15 +145,25 @@ class ReachEnv:
         zero = jnp.zeros((), jnp.float32)
         distance = jnp.linalg.norm(obs["state"][:3] - goal)
         return State(
-            data=data, domain=domain, goal=goal, target=obs["state"][:3], obs=obs, reward=zero, done=jnp.zeros((), bool),
-            steps=jnp.zeros((), jnp.int32), metrics=self._metrics(distance), key=key,
+            data=data,
+            domain=domain,
+            goal=goal,
+            target=obs["state"][:3],
+            obs=obs,
+            reward=zero,
+            done=jnp.zeros((), bool),
+            steps=jnp.zeros((), jnp.int32),
+            metrics=self._metrics(distance),
+            key=key,
         )
 
     def step(self, state: State, action: jax.Array) -> State:
         """Apply ``action`` (3,) in [-1, 1] to one world; auto-resets at the time limit."""
         env = self.env_cfg
         key, k_start, k_noise = jax.random.split(state.key, 3)
-        target = jnp.clip(state.target + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self.workspace_low, self.workspace_high)
+        target = jnp.clip(
+            state.target + jnp.clip(action, -1.0, 1.0) * env.max_step_m, self.workspace_low, self.workspace_high
+        )
         data = self.move(state.data, target)
         distance = jnp.linalg.norm(data.site_xpos[self.scene.tcp_site] - state.goal)
         if env.reward == "progress":
@@ -169,15 +187,25 @@ class ReachEnv:
         data, obs = self._observe(data, domain, goal, k_noise)
         target = jnp.where(done, obs["state"][:3], target)
         return State(
-            data=data, domain=domain, goal=goal, target=target, obs=obs, reward=reward.astype(jnp.float32), done=done,
-            steps=jnp.where(done, 0, steps), metrics=self._metrics(distance), key=key,
+            data=data,
+            domain=domain,
+            goal=goal,
+            target=target,
+            obs=obs,
+            reward=reward.astype(jnp.float32),
+            done=done,
+            steps=jnp.where(done, 0, steps),
+            metrics=self._metrics(distance),
+            key=key,
         )
 
     # --- internals -----------------------------------------------------------------------------
     def move(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
         """Drive the arm towards ee ``target`` (3,) [m] for one control step; kinematics fresh."""
         env, sc = self.env_cfg, self.scene
-        qpos = ik.solve(self.mx, data, target, self._tcp_xmat, sc.tcp_site, sc.tcp_body, env.ik_iterations, env.ik_damping)
+        qpos = ik.solve(
+            self.mx, data, target, self._tcp_xmat, sc.tcp_site, sc.tcp_body, env.ik_iterations, env.ik_damping
+        )
         if env.control_mode == "kinematic":
             data = data.replace(qpos=qpos, qvel=(qpos - data.qpos) / env.control_dt_s)
             return mjx.kinematics(self.mx, data)
@@ -237,8 +265,20 @@ def _render_context(world: EnvConfig, num_envs: int, view: str, shadows: bool) -
     rendering ``num_envs`` worlds."""
     scene = _model(world)[0]
     if view == "overview":
-        return render.Camera(scene.mj_model, num_envs, [scene.overview_camera], OVERVIEW_HW,
-                             scene_lib.POLICY_GROUPS + (scene_lib.MARKER_GROUP,))
+        return render.Camera(
+            scene.mj_model,
+            num_envs,
+            [scene.overview_camera],
+            OVERVIEW_HW,
+            scene_lib.POLICY_GROUPS + (scene_lib.MARKER_GROUP,),
+        )
     depth = world.depth_range_m if world.depth else None
-    return render.Camera(scene.mj_model, num_envs, scene.policy_cameras, world.image_size, scene_lib.POLICY_GROUPS,
-                         depth_range_m=depth, shadows=shadows)
+    return render.Camera(
+        scene.mj_model,
+        num_envs,
+        scene.policy_cameras,
+        world.image_size,
+        scene_lib.POLICY_GROUPS,
+        depth_range_m=depth,
+        shadows=shadows,
+    )

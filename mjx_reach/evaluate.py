@@ -111,8 +111,11 @@ class Evaluator:
         self.cfg = cfg
         self.act = act
         self.env = ReachEnv(cfg, cfg.train.eval_envs)
-        self._rollouts = {name: jax.jit(lambda params, key, a=a: rollout(self.env, a, params, key)[:2])
-                          for name, a in (("policy", act), ("oracle", oracle)) if a is not None}
+        self._rollouts = {
+            name: jax.jit(lambda params, key, a=a: rollout(self.env, a, params, key)[:2])
+            for name, a in (("policy", act), ("oracle", oracle))
+            if a is not None
+        }
 
     def _outcome(self, final: dict, prefix: str = "") -> dict:
         distance = final["distance"]
@@ -126,18 +129,31 @@ class Evaluator:
         key = held_out_key(self.cfg)
         final, err = jax.device_get(self._rollouts["policy"](params, key))
         norm = np.linalg.norm(err, axis=-1)
-        result = {"episodes": int(self.env.num_envs), **self._outcome(final), "success": float(np.mean(final["success"])),
-                  "encoder_ee_error_m": float(np.mean(norm)), "encoder_ee_error_median_m": float(np.median(norm))}
+        result = {
+            "episodes": int(self.env.num_envs),
+            **self._outcome(final),
+            "success": float(np.mean(final["success"])),
+            "encoder_ee_error_m": float(np.mean(norm)),
+            "encoder_ee_error_median_m": float(np.median(norm)),
+        }
         for axis, values in error_per_camera_axis(err, self.cfg.env.camera).items():
-            result |= {f"encoder_error_{axis}_median_m": float(np.median(values)), f"encoder_error_{axis}_p90_m": float(np.percentile(values, 90))}
+            result |= {
+                f"encoder_error_{axis}_median_m": float(np.median(values)),
+                f"encoder_error_{axis}_p90_m": float(np.percentile(values, 90)),
+            }
         if "oracle" in self._rollouts:
             oracle_final, _ = jax.device_get(self._rollouts["oracle"](params, key))
             result |= self._outcome(oracle_final, "oracle_")
         return result
 
 
-def evaluate(cfg: config_lib.Config, act: Act, params: nnx.State | None = None, out: pathlib.Path | None = None,
-             oracle: Act | None = None) -> dict:
+def evaluate(
+    cfg: config_lib.Config,
+    act: Act,
+    params: nnx.State | None = None,
+    out: pathlib.Path | None = None,
+    oracle: Act | None = None,
+) -> dict:
     """``Evaluator(cfg, act, oracle)(params)``: held-out success, final distance and encoder ee error
     of policy ``act`` (see ``rollout``) with ``params``; writes ``eval.mp4`` into ``out`` when given."""
     result = Evaluator(cfg, act, oracle)(params)

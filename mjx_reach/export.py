@@ -79,20 +79,34 @@ def metadata(cfg: config_lib.Config, eval_result: dict | None = None) -> dict:
     mjm = scene_lib.build_scene(env).mj_model
     height, width, channels = config_lib.image_shape(env)
     home, _ = scene_lib.tcp_pose(mjm, scene_lib.HOME_QPOS)
-    jitter = {"pos_m": dr.cam_pos_m, "rot_deg": dr.cam_rot_deg, "fovy_deg": dr.cam_fovy_deg} if dr.enabled else {"pos_m": 0.0, "rot_deg": 0.0, "fovy_deg": 0.0}
+    jitter = (
+        {"pos_m": dr.cam_pos_m, "rot_deg": dr.cam_rot_deg, "fovy_deg": dr.cam_fovy_deg}
+        if dr.enabled
+        else {"pos_m": 0.0, "rot_deg": 0.0, "fovy_deg": 0.0}
+    )
     return {
         "schema": SCHEMA_VERSION,
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),
         "image": {"height": height, "width": width, "channels": channels},
-        "camera": {"pos": list(env.camera.pos), "lookat": list(env.camera.lookat), "roll_deg": env.camera.roll_deg, "fovy_deg": env.camera.fovy_deg, "trained_jitter": jitter},
+        "camera": {
+            "pos": list(env.camera.pos),
+            "lookat": list(env.camera.lookat),
+            "roll_deg": env.camera.roll_deg,
+            "fovy_deg": env.camera.fovy_deg,
+            "trained_jitter": jitter,
+        },
         "preprocessing": camera_model.PREPROCESSING,
         "max_step_m": env.max_step_m,
         "workspace": {"low": list(env.workspace_low), "high": list(env.workspace_high)},
         "world_to_base": world_to_base(mjm).tolist(),
         "home_m": home.tolist(),
         "tcp": tcp_geometry(mjm),
-        "gripper": {"half_width_m": env.gripper_half_width_m, "height_m": env.gripper_height_m, "frame_margin_px": env.frame_margin_px},
+        "gripper": {
+            "half_width_m": env.gripper_half_width_m,
+            "height_m": env.gripper_height_m,
+            "frame_margin_px": env.frame_margin_px,
+        },
         "success_threshold_m": env.success_threshold_m,
         "report_threshold_m": env.report_threshold_m,
         "episode_steps": env.episode_steps,
@@ -110,7 +124,9 @@ def to_onnx(policy: networks.Policy, image_shape: tuple[int, int, int]) -> onnx.
 
     h, w, c = image_shape
     inputs = [jax.ShapeDtypeStruct(("B", h, w, c), jnp.uint8), jax.ShapeDtypeStruct(("B", 3), jnp.float32)]
-    return convert(policy, inputs, model_name="mjx_reach_policy", input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES))
+    return convert(
+        policy, inputs, model_name="mjx_reach_policy", input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES)
+    )
 
 
 def held_out_inputs(cfg: config_lib.Config, num_envs: int) -> dict:
@@ -138,7 +154,9 @@ def parity(model_bytes: bytes, policy: networks.Policy, inputs: dict) -> dict:
     return {name: float(np.max(np.abs(got[name] - want[name]))) for name in OUTPUT_NAMES}
 
 
-def export(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, check_envs: int = 4) -> tuple[pathlib.Path, dict]:
+def export(
+    run_dir: str | os.PathLike, out: str | os.PathLike | None = None, check_envs: int = 4
+) -> tuple[pathlib.Path, dict]:
     """Write ``run_dir/actor.onnx`` (or ``out``) after a parity check on ``2 * check_envs`` held-out
     images; returns (path, metadata). Raises ``ExportError``/``runs.TrainingError`` (one line)."""
     import onnx
@@ -157,7 +175,9 @@ def export(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, che
     bad = {k: v for k, v in errors.items() if not v <= PARITY_ATOL}
     if bad:
         worst = ", ".join(f"{k} {v:.2e}" for k, v in bad.items())
-        raise ExportError(f"onnxruntime disagrees with JAX on held-out images ({worst} > {PARITY_ATOL:g} abs): {run_dir / 'actor.onnx'} not written")
+        raise ExportError(
+            f"onnxruntime disagrees with JAX on held-out images ({worst} > {PARITY_ATOL:g} abs): {run_dir / 'actor.onnx'} not written"
+        )
     meta["parity"] = {"max_abs": errors, "atol": PARITY_ATOL, "images": 2 * check_envs}
     onnx.helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     onnx.checker.check_model(model)

@@ -21,7 +21,9 @@ class Encoder(nnx.Module):
         h, w, c = image_shape
         self.convs = nnx.List()
         for channels, stride in zip(cfg.conv_channels, cfg.conv_strides):
-            self.convs.append(nnx.Conv(c, channels, kernel_size=(3, 3), strides=(stride, stride), padding="VALID", rngs=rngs))
+            self.convs.append(
+                nnx.Conv(c, channels, kernel_size=(3, 3), strides=(stride, stride), padding="VALID", rngs=rngs)
+            )
             c = channels
             h, w = (h - 3) // stride + 1, (w - 3) // stride + 1
         self.hidden = nnx.Linear(h * w * c, cfg.encoder_hidden, rngs=rngs)

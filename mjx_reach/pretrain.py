@@ -61,16 +61,28 @@ def collect(env: ReachEnv, key: jax.Array, steps: int, noise: float) -> tuple[ja
     return images.reshape(-1, *images.shape[2:]), ee.reshape(-1, 3)
 
 
-def ee_errors(encoder_fn: Callable[[nnx.State, jax.Array], jax.Array], params: nnx.State, images: jax.Array, ee: jax.Array,
-              batch: int = 256) -> np.ndarray:
+def ee_errors(
+    encoder_fn: Callable[[nnx.State, jax.Array], jax.Array],
+    params: nnx.State,
+    images: jax.Array,
+    ee: jax.Array,
+    batch: int = 256,
+) -> np.ndarray:
     """Per-image ee error (M,) in metres of ``encoder_fn(params, images)``, in batches."""
-    errors = [np.linalg.norm(np.asarray(encoder_fn(params, images[i : i + batch])) - np.asarray(ee[i : i + batch]), axis=-1)
-              for i in range(0, images.shape[0], batch)]
+    errors = [
+        np.linalg.norm(np.asarray(encoder_fn(params, images[i : i + batch])) - np.asarray(ee[i : i + batch]), axis=-1)
+        for i in range(0, images.shape[0], batch)
+    ]
     return np.concatenate(errors)
 
 
-def make_fit_chunk(graphdef: nnx.GraphDef, consts: nnx.State, optimizer: optax.GradientTransformation,
-                   pcfg: config_lib.PretrainConfig, unroll: bool) -> Callable:
+def make_fit_chunk(
+    graphdef: nnx.GraphDef,
+    consts: nnx.State,
+    optimizer: optax.GradientTransformation,
+    pcfg: config_lib.PretrainConfig,
+    unroll: bool,
+) -> Callable:
     """Jitted ``chunk(params, opt_state, key, images, ee) -> (params, opt_state, mean loss)``:
     ``pcfg.updates_per_call`` updates of the encoder ``nnx.merge(graphdef, params, consts)`` on
     batches drawn from ``images`` (M, H, W, C) uint8 and ``ee`` (M, 3) metres. The data set is an
@@ -116,7 +128,9 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
     env = ReachEnv(dataclasses.replace(cfg, env=data_env), cfg.num_envs)
     collect_fn = jax.jit(lambda k, steps: collect(env, k, steps, pcfg.action_noise), static_argnums=1)
     images, ee = collect_fn(jax.random.PRNGKey(cfg.seed), math.ceil(pcfg.dataset_images / cfg.num_envs))
-    held_images, held_ee = collect_fn(jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET), math.ceil(pcfg.eval_images / cfg.num_envs))
+    held_images, held_ee = collect_fn(
+        jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET), math.ceil(pcfg.eval_images / cfg.num_envs)
+    )
 
     encoder = ddpg.Networks(cfg, env.image_shape, rngs=nnx.Rngs(cfg.seed)).encoder
     graphdef, params, consts = nnx.split(encoder, nnx.Param, ...)
@@ -134,9 +148,13 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
 
     errors = ee_errors(encode, params, held_images, held_ee)
     result = {
-        "train_images": int(images.shape[0]), "held_out_images": int(errors.size), "updates": calls * pcfg.updates_per_call,
-        "held_out_ee_error_median_m": float(np.median(errors)), "held_out_ee_error_mean_m": float(np.mean(errors)),
-        "held_out_ee_error_p90_m": float(np.percentile(errors, 90)), "curve": curve,
+        "train_images": int(images.shape[0]),
+        "held_out_images": int(errors.size),
+        "updates": calls * pcfg.updates_per_call,
+        "held_out_ee_error_median_m": float(np.median(errors)),
+        "held_out_ee_error_mean_m": float(np.mean(errors)),
+        "held_out_ee_error_p90_m": float(np.percentile(errors, 90)),
+        "curve": curve,
     }
     runs.save_params(target, params)
     runs.atomic_write(out / "pretrain.json", json.dumps(result, indent=2))
@@ -158,7 +176,9 @@ def main(argv: list[str]) -> int:
     result = pretrain(args.config, out)
     runs.write_config(out, args.config)
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=2))
-    print(f"encoder: {pathlib.Path(args.out) / 'encoder'}  (python train.py --init-encoder {pathlib.Path(args.out) / 'encoder'})")
+    print(
+        f"encoder: {pathlib.Path(args.out) / 'encoder'}  (python train.py --init-encoder {pathlib.Path(args.out) / 'encoder'})"
+    )
     return 0
 
 

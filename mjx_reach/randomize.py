@@ -94,20 +94,24 @@ def sample(key: jax.Array, base: DomainParams, scene: Scene, cfg: RandomizationC
     geom_rgba = base.geom_rgba.at[geoms, :3].set(jnp.clip(geom_rgb, 0.0, 1.0))
     mat_rgb = base.mat_rgba[:, :3] + uniform(next(ks), base.mat_rgba[:, :3].shape, cfg.color)
     mat_rgba = base.mat_rgba.at[:, :3].set(jnp.clip(mat_rgb, 0.0, 1.0))
-    return DomainParams(cam_xpos, cam_xmat, cam_fovy, light_xdir, light_diffuse, light_ambient, light_castshadow, geom_rgba, mat_rgba)
+    return DomainParams(
+        cam_xpos, cam_xmat, cam_fovy, light_xdir, light_diffuse, light_ambient, light_castshadow, geom_rgba, mat_rgba
+    )
 
 
 def apply(m: mjx.Model, d: mjx.Data, p: DomainParams) -> tuple[mjx.Model, mjx.Data]:
     """Model and data that render with ``p``: model fields replaced, and the (world-fixed) camera and
     light poses written into ``d`` (Warp kinematics does not compute them)."""
-    m = m.tree_replace({
-        "cam_fovy": p.cam_fovy,
-        "light_diffuse": p.light_diffuse,
-        "light_ambient": p.light_ambient,
-        "light_castshadow": p.light_castshadow,
-        "geom_rgba": p.geom_rgba,
-        "mat_rgba": p.mat_rgba,
-    })
+    m = m.tree_replace(
+        {
+            "cam_fovy": p.cam_fovy,
+            "light_diffuse": p.light_diffuse,
+            "light_ambient": p.light_ambient,
+            "light_castshadow": p.light_castshadow,
+            "geom_rgba": p.geom_rgba,
+            "mat_rgba": p.mat_rgba,
+        }
+    )
     d = d.replace(cam_xpos=p.cam_xpos, cam_xmat=p.cam_xmat)
     d = d.tree_replace({"_impl.light_xdir": p.light_xdir})
     return m, d

@@ -21,7 +21,9 @@ from mujoco.mjx.warp import render_context as warp_render_context
 warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)  # no "Module ... load" line per kernel
 
 # Shading terms the reach scene does not need; dropping them is ~25% faster on CPU (BENCHMARKS.md).
-_FAST_SHADING = dict(enable_specular=False, enable_vertex_normals=False, enable_emission=False, enable_per_light_ambient=False)
+_FAST_SHADING = dict(
+    enable_specular=False, enable_vertex_normals=False, enable_emission=False, enable_per_light_ambient=False
+)
 
 
 class Camera:

@@ -45,8 +45,14 @@ def create(rows: int, num_envs: int, image_shape: tuple[int, int, int], state_di
     """An empty buffer of ``rows`` vectorised steps of ``num_envs`` envs."""
     z = lambda *shape, dtype=jnp.float32: jnp.zeros((rows, num_envs, *shape), dtype)
     return Replay(
-        image=z(*image_shape, dtype=jnp.uint8), goal=z(3), state=z(state_dim), action=z(3),
-        reward=z(), done=z(dtype=bool), cursor=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32),
+        image=z(*image_shape, dtype=jnp.uint8),
+        goal=z(3),
+        state=z(state_dim),
+        action=z(3),
+        reward=z(),
+        done=z(dtype=bool),
+        cursor=jnp.zeros((), jnp.int32),
+        size=jnp.zeros((), jnp.int32),
     )
 
 
@@ -62,9 +68,14 @@ def add(buf: Replay, obs: dict, action: jax.Array, reward: jax.Array, done: jax.
     put = lambda arr, value: arr.at[row].set(value)
     rows = buf.image.shape[0]
     return buf.replace(
-        image=put(buf.image, obs["image"]), goal=put(buf.goal, obs["goal"]), state=put(buf.state, obs["state"]),
-        action=put(buf.action, action), reward=put(buf.reward, reward), done=put(buf.done, done),
-        cursor=(row + 1) % rows, size=jnp.minimum(buf.size + 1, rows),
+        image=put(buf.image, obs["image"]),
+        goal=put(buf.goal, obs["goal"]),
+        state=put(buf.state, obs["state"]),
+        action=put(buf.action, action),
+        reward=put(buf.reward, reward),
+        done=put(buf.done, done),
+        cursor=(row + 1) % rows,
+        size=jnp.minimum(buf.size + 1, rows),
     )
 
 
@@ -78,8 +89,13 @@ def sample(buf: Replay, key: jax.Array, batch_size: int) -> dict:
     e = jax.random.randint(k_e, (batch_size,), 0, num_envs)
     valid = (buf.size >= 2) & ~buf.done[t, e]
     return {
-        "image": buf.image[t, e], "goal": buf.goal[t, e], "state": buf.state[t, e],
-        "action": buf.action[t, e], "reward": buf.reward[t, e],
-        "next_image": buf.image[t_next, e], "next_goal": buf.goal[t_next, e], "next_state": buf.state[t_next, e],
+        "image": buf.image[t, e],
+        "goal": buf.goal[t, e],
+        "state": buf.state[t, e],
+        "action": buf.action[t, e],
+        "reward": buf.reward[t, e],
+        "next_image": buf.image[t_next, e],
+        "next_goal": buf.goal[t_next, e],
+        "next_state": buf.state[t_next, e],
         "valid": valid,
     }

@@ -25,7 +25,6 @@ import orbax.checkpoint as ocp
 from mjx_reach import config as config_lib
 from mjx_reach import ddpg
 
-
 PyTree = Any
 """A JAX pytree (a training state, network parameters)."""
 
@@ -83,7 +82,9 @@ def restore_params(path: pathlib.Path, template: PyTree, what: str) -> PyTree:
     try:
         return ocp.StandardCheckpointer().restore(path, template)
     except Exception as e:  # orbax raises many types for a damaged checkpoint
-        raise TrainingError(f"{what}: cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise TrainingError(
+            f"{what}: cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}"
+        ) from None
 
 
 def load_encoder(path: str | os.PathLike, params: dict) -> dict:
@@ -116,7 +117,9 @@ class Checkpoints:
     def __init__(self, run_dir: str | os.PathLike, strip=lambda state: state, max_to_keep: int = 2):
         self.directory = (pathlib.Path(run_dir) / "checkpoints").resolve()
         self.strip = strip
-        self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep)
+        )
 
     def latest_step(self) -> int | None:
         """Env step of the newest checkpoint, or None."""
@@ -129,7 +132,9 @@ class Checkpoints:
         """Checkpoint ``state`` and ``params`` at env step ``step`` (once per step) and wait for it."""
         if self.manager.latest_step() == step:
             return
-        items = ocp.args.Composite(train=ocp.args.StandardSave(self._leaves(state)), params=ocp.args.StandardSave(params))
+        items = ocp.args.Composite(
+            train=ocp.args.StandardSave(self._leaves(state)), params=ocp.args.StandardSave(params)
+        )
         self.manager.save(step, args=items, force=True)
         self.manager.wait_until_finished()
 
@@ -147,7 +152,10 @@ class Checkpoints:
                 aside = self.directory.parent / "damaged_checkpoints" / str(step)
                 aside.parent.mkdir(exist_ok=True)
                 os.replace(self.directory / str(step), aside)
-                print(f"warning: checkpoint {step} is unreadable ({type(e).__name__}): moved to {aside}, trying an older one", file=sys.stderr)
+                print(
+                    f"warning: checkpoint {step} is unreadable ({type(e).__name__}): moved to {aside}, trying an older one",
+                    file=sys.stderr,
+                )
                 self.manager.reload()
                 continue
             return self._unflatten(template, saved["train"])

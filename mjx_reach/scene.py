@@ -87,15 +87,64 @@ def build_spec(env: EnvConfig) -> mujoco.MjSpec:
     spec.body("link_base").pos = [0.0, 0.0, 0.0]
 
     world = spec.worldbody
-    world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.6, 0.75, 0.02], pos=[0.35, 0.0, -0.02], rgba=list(TABLE_RGBA), contype=0, conaffinity=0)
-    world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_BOX, size=[3.0, 3.0, 0.01], pos=[0.0, 0.0, -0.76], rgba=list(FLOOR_RGBA), contype=0, conaffinity=0)
-    world.add_geom(name="background", type=mujoco.mjtGeom.mjGEOM_BOX, size=[3.0, 0.01, 2.0], pos=[0.3, 1.0, 0.5], rgba=list(BACKGROUND_RGBA), contype=0, conaffinity=0)
+    world.add_geom(
+        name="table",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[0.6, 0.75, 0.02],
+        pos=[0.35, 0.0, -0.02],
+        rgba=list(TABLE_RGBA),
+        contype=0,
+        conaffinity=0,
+    )
+    world.add_geom(
+        name="floor",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[3.0, 3.0, 0.01],
+        pos=[0.0, 0.0, -0.76],
+        rgba=list(FLOOR_RGBA),
+        contype=0,
+        conaffinity=0,
+    )
+    world.add_geom(
+        name="background",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[3.0, 0.01, 2.0],
+        pos=[0.3, 1.0, 0.5],
+        rgba=list(BACKGROUND_RGBA),
+        contype=0,
+        conaffinity=0,
+    )
 
     marker = world.add_body(name="goal_marker", mocap=True, pos=[0.4, 0.0, 0.2])
-    marker.add_geom(name="goal_marker", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.02, 0, 0], rgba=list(MARKER_RGBA), group=MARKER_GROUP, contype=0, conaffinity=0)
+    marker.add_geom(
+        name="goal_marker",
+        type=mujoco.mjtGeom.mjGEOM_SPHERE,
+        size=[0.02, 0, 0],
+        rgba=list(MARKER_RGBA),
+        group=MARKER_GROUP,
+        contype=0,
+        conaffinity=0,
+    )
 
-    world.add_light(name="key", type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, pos=[0.3, -0.5, 2.0], dir=list(KEY_LIGHT_DIR), diffuse=[0.7, 0.7, 0.7], ambient=[0.25, 0.25, 0.25], specular=[0.1, 0.1, 0.1], castshadow=1)
-    world.add_light(name="fill", type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, pos=[0.0, -2.0, 1.0], dir=[0.0, 1.0, -0.3], diffuse=[0.25, 0.25, 0.25], specular=[0.0, 0.0, 0.0], castshadow=0)
+    world.add_light(
+        name="key",
+        type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+        pos=[0.3, -0.5, 2.0],
+        dir=list(KEY_LIGHT_DIR),
+        diffuse=[0.7, 0.7, 0.7],
+        ambient=[0.25, 0.25, 0.25],
+        specular=[0.1, 0.1, 0.1],
+        castshadow=1,
+    )
+    world.add_light(
+        name="fill",
+        type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+        pos=[0.0, -2.0, 1.0],
+        dir=[0.0, 1.0, -0.3],
+        diffuse=[0.25, 0.25, 0.25],
+        specular=[0.0, 0.0, 0.0],
+        castshadow=0,
+    )
 
     _add_camera(world, "policy", env.camera)
     if env.second_camera:

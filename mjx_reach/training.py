@@ -130,9 +130,14 @@ def summarize(metrics: dict) -> dict:
     return out
 
 
-EVAL_COLUMNS = {"eval_success_2cm": "success_2cm", "eval_success_5cm": "success_5cm",
-                "eval_final_distance_m": "mean_final_distance_m", "eval_ee_error_m": "encoder_ee_error_m",
-                "eval_ee_error_depth_median_m": "encoder_error_depth_median_m", "eval_oracle_success_2cm": "oracle_success_2cm"}
+EVAL_COLUMNS = {
+    "eval_success_2cm": "success_2cm",
+    "eval_success_5cm": "success_5cm",
+    "eval_final_distance_m": "mean_final_distance_m",
+    "eval_ee_error_m": "encoder_ee_error_m",
+    "eval_ee_error_depth_median_m": "encoder_error_depth_median_m",
+    "eval_oracle_success_2cm": "oracle_success_2cm",
+}
 """``metrics.csv`` column → ``evaluate.Evaluator`` field, on the rows of chunks after which the
 held-out evaluation ran."""
 
@@ -140,7 +145,9 @@ held-out evaluation ran."""
 def time_to_success(rows: list[dict], target: float) -> float | None:
     """``wall_s`` of the first ``metrics.csv`` row (dicts of strings) whose held-out success@2 cm
     (``eval_success_2cm``) is at least ``target``; None when none is."""
-    return next((float(r["wall_s"]) for r in rows if r.get("eval_success_2cm") and float(r["eval_success_2cm"]) >= target), None)
+    return next(
+        (float(r["wall_s"]) for r in rows if r.get("eval_success_2cm") and float(r["eval_success_2cm"]) >= target), None
+    )
 
 
 def _without_big_replay(trainer: Trainer):
@@ -177,7 +184,9 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
 
         if not (out / "encoder").exists():  # else: a pretraining that finished before an interruption
             pretrain.pretrain(cfg, out, progress=progress)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_encoder=str((out / "encoder").resolve())))
+        cfg = dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, init_encoder=str((out / "encoder").resolve()))
+        )
     runs.write_config(out, cfg)
 
     trainer = Trainer(cfg)
@@ -186,7 +195,9 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     if resume:
         ts = checkpoints.restore_latest(ts)
 
-    evaluator = evaluate.Evaluator(cfg, evaluate.agent_policy(trainer.agent), oracle=evaluate.oracle_policy(trainer.agent))
+    evaluator = evaluate.Evaluator(
+        cfg, evaluate.agent_policy(trainer.agent), oracle=evaluate.oracle_policy(trainer.agent)
+    )
     metrics_log = runs.MetricsLog(out, resume_from_step=int(ts.env_steps) if resume else None)
     wall_offset = metrics_log.wall_s
     writer = SummaryWriter(str(out / "tb"))
@@ -209,7 +220,9 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             env_steps = int(ts.env_steps)
             bad = [k for k, v in summary.items() if not math.isfinite(v)]
             if bad:
-                raise TrainingError(f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {checkpoints.directory}")
+                raise TrainingError(
+                    f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {checkpoints.directory}"
+                )
             summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed}
             if env_steps >= total or (env_steps // per_chunk) % cfg.train.eval_every_chunks == 0:
                 last_eval = evaluator(ts.agent.params) | {"env_steps": env_steps}
@@ -220,7 +233,12 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             for k, v in summary.items():
                 writer.add_scalar(k, v, env_steps)
             bar.update(per_chunk)
-            bar.set_postfix({"steps/s": f"{summary['env_steps_per_s']:.0f}", "success": f"{summary.get('success', float('nan')):.2f}"})
+            bar.set_postfix(
+                {
+                    "steps/s": f"{summary['env_steps_per_s']:.0f}",
+                    "success": f"{summary.get('success', float('nan')):.2f}",
+                }
+            )
             chunk += 1
             if chunk % cfg.train.checkpoint_every_chunks == 0:
                 save(ts)
@@ -231,12 +249,16 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     if stop["signal"] is not None:
-        raise TrainingError(f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume")
+        raise TrainingError(
+            f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume"
+        )
     if last_eval is None or last_eval["env_steps"] != int(ts.env_steps):  # a resume of a finished run
         last_eval = evaluator(ts.agent.params) | {"env_steps": int(ts.env_steps)}
     if cfg.train.video_envs > 0:
         evaluate.write_video(cfg, evaluator.act, ts.agent.params, out / "eval.mp4")
-    result = last_eval | {"target_success": cfg.train.target_success,
-                          "time_to_success_2cm_s": time_to_success(metrics_log.rows, cfg.train.target_success)}
+    result = last_eval | {
+        "target_success": cfg.train.target_success,
+        "time_to_success_2cm_s": time_to_success(metrics_log.rows, cfg.train.target_success),
+    }
     runs.atomic_write(out / "eval.json", json.dumps(result, indent=2))
     return result

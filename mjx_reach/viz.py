@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 import imageio.v3 as iio
+
 from mjx_reach import preallocation
 
 preallocation.disable()
@@ -35,7 +36,7 @@ def tile(images: np.ndarray, cols: int) -> np.ndarray:
     grid = np.zeros((rows * h, cols * w, c), images.dtype)
     for i, img in enumerate(images):
         r, col = divmod(i, cols)
-        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = img
+        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = img
     return grid
 
 

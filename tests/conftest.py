@@ -127,12 +127,16 @@ def plain_reset(plain_env):
 
 @pytest.fixture(scope="session")
 def depth_env() -> EnvHandle:
-    return make_handle(dataclasses.replace(PLAIN_CONFIG, env=dataclasses.replace(PLAIN_CONFIG.env, depth=True)), SMALL_NUM_ENVS)
+    return make_handle(
+        dataclasses.replace(PLAIN_CONFIG, env=dataclasses.replace(PLAIN_CONFIG.env, depth=True)), SMALL_NUM_ENVS
+    )
 
 
 @pytest.fixture(scope="session")
 def second_camera_env() -> EnvHandle:
-    return make_handle(dataclasses.replace(PLAIN_CONFIG, env=dataclasses.replace(PLAIN_CONFIG.env, second_camera=True)), SMALL_NUM_ENVS)
+    return make_handle(
+        dataclasses.replace(PLAIN_CONFIG, env=dataclasses.replace(PLAIN_CONFIG.env, second_camera=True)), SMALL_NUM_ENVS
+    )
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ from deploy import arm as arm_lib
 from deploy import calibrate as cal
 from deploy import policy as policy_lib
 from deploy import safety
-from mjx_reach import contract
-from mjx_reach.contract import CameraError
 from mjx_reach import camera as cm
+from mjx_reach import contract
 from mjx_reach.config import CameraConfig, EnvConfig
+from mjx_reach.contract import CameraError
 
 POSITION_BOUND_M = 0.005
 ROTATION_BOUND_DEG = 0.5
@@ -29,7 +29,9 @@ MOUNT_POS, MOUNT_XMAT = np.array([0.0, -0.1, -0.12]), np.array([[-1.0, 0.0, 0.0]
 """A marker mount in the tool frame (facing the default camera when the gripper points down)."""
 
 
-def synthetic(settings: cal.Settings, rng, noise_px: float, poses=None) -> tuple[cal.Observations, np.ndarray, np.ndarray]:
+def synthetic(
+    settings: cal.Settings, rng, noise_px: float, poses=None
+) -> tuple[cal.Observations, np.ndarray, np.ndarray]:
     """Corners of the marker seen by a camera near the default one, with Gaussian noise."""
     cam_pos = np.asarray(CameraConfig().pos) + rng.uniform(-0.05, 0.05, 3)
     cam_xmat = cm.camera_xmat(cam_pos, CameraConfig().lookat, rng.uniform(-4, 4))
@@ -38,7 +40,11 @@ def synthetic(settings: cal.Settings, rng, noise_px: float, poses=None) -> tuple
     intr = cm.intrinsics_for_fovy(42.5, 480, 640)
     clean = cal.Observations(np.zeros((len(poses), 4, 2)), pos, xmat, intr, settings.marker)
     corners = cal._residuals(cam_pos, cam_xmat, MOUNT_POS, MOUNT_XMAT, clean)
-    return cal.Observations(corners + rng.normal(0.0, noise_px, corners.shape), pos, xmat, intr, settings.marker), cam_pos, cam_xmat
+    return (
+        cal.Observations(corners + rng.normal(0.0, noise_px, corners.shape), pos, xmat, intr, settings.marker),
+        cam_pos,
+        cam_xmat,
+    )
 
 
 def test_solver_recovers_camera_and_marker_from_noisy_corners():
@@ -59,7 +65,10 @@ def test_too_few_detections_degenerate_sets_and_large_residuals_are_refused():
     obs, _, _ = synthetic(settings, rng, 0.3)
     few = cal.Observations(obs.corners_px[:5], obs.tool_pos[:5], obs.tool_xmat[:5], obs.intrinsics, obs.marker)
     flat = cal.Settings(tilt_deg=0.0, yaw_deg=0.0)
-    line = [(np.array([0.3 + 0.015 * i, 0.0, 0.2]), r) for i, (_, r) in enumerate(cal.pose_set(LIMITS.low, LIMITS.high, DOWN, settings))]
+    line = [
+        (np.array([0.3 + 0.015 * i, 0.0, 0.2]), r)
+        for i, (_, r) in enumerate(cal.pose_set(LIMITS.low, LIMITS.high, DOWN, settings))
+    ]
     cases = [
         (few, "too few detections"),
         (synthetic(flat, rng, 0.3)[0], "degenerate pose set: the tool turned"),  # translations only
@@ -79,12 +88,17 @@ def test_pose_set_spreads_over_the_box_and_turns_the_gripper():
     assert len(poses) == settings.poses and all(LIMITS.contains(p) for p in pos)
     assert np.all(np.ptp(pos, axis=0) > 0.6 * (LIMITS.high - LIMITS.low - 2 * settings.box_margin_m))
     angles = [cm.rotation_angle_deg(r, DOWN) for _, r in poses]
-    assert max(angles) > 0.5 * settings.yaw_deg and max(angles) < np.hypot(np.hypot(settings.tilt_deg, settings.tilt_deg), settings.yaw_deg) + 1e-6
+    assert (
+        max(angles) > 0.5 * settings.yaw_deg
+        and max(angles) < np.hypot(np.hypot(settings.tilt_deg, settings.tilt_deg), settings.yaw_deg) + 1e-6
+    )
 
 
 def test_rpy_round_trip():
     for rpy in ([180.0, 0.0, 0.0], [170.0, -12.0, 25.0], [-5.0, 30.0, -80.0]):
-        np.testing.assert_allclose(arm_lib.rpy_deg(arm_lib.xmat_from_rpy_deg(rpy)) % 360, np.asarray(rpy) % 360, atol=1e-9)
+        np.testing.assert_allclose(
+            arm_lib.rpy_deg(arm_lib.xmat_from_rpy_deg(rpy)) % 360, np.asarray(rpy) % 360, atol=1e-9
+        )
 
 
 class FakeArm:
@@ -93,13 +107,26 @@ class FakeArm:
     def __init__(self):
         self.pos, self.xmat, self.stops, self.moves = np.zeros(3), DOWN, 0, []
 
-    def connect(self): pass
-    def check(self): pass
-    def close(self): pass
-    def stop(self): self.stops += 1
-    def pose(self): return self.pos.copy(), self.xmat.copy()
-    def position(self): return self.pos.copy()
-    def joint_angles(self): return np.zeros(7)
+    def connect(self):
+        pass
+
+    def check(self):
+        pass
+
+    def close(self):
+        pass
+
+    def stop(self):
+        self.stops += 1
+
+    def pose(self):
+        return self.pos.copy(), self.xmat.copy()
+
+    def position(self):
+        return self.pos.copy()
+
+    def joint_angles(self):
+        return np.zeros(7)
 
     def move_to(self, target, rotation=None):
         self.moves.append(np.asarray(target))
@@ -118,10 +145,13 @@ class FakeCamera:
             raise self.fault
         return np.full((480, 640, 3), 200, np.uint8), cm.intrinsics_for_fovy(42.5, 480, 640)
 
-    def close(self): pass
+    def close(self):
+        pass
 
 
-@pytest.mark.parametrize("fault, cause", [(KeyboardInterrupt(), "Ctrl-C"), (CameraError("no colour frame within 1.00 s"), "no colour frame")])
+@pytest.mark.parametrize(
+    "fault, cause", [(KeyboardInterrupt(), "Ctrl-C"), (CameraError("no colour frame within 1.00 s"), "no colour frame")]
+)
 def test_ctrl_c_and_camera_faults_stop_the_arm_and_keep_the_log(tmp_path, fault, cause):
     arm = FakeArm()
     sol, bench, got = cal.run(arm, FakeCamera(5, fault), LIMITS, cal.Settings(), tmp_path, say=lambda _: None)
@@ -137,13 +167,22 @@ def test_printed_marker_is_detected_at_its_size(tmp_path):
     frame = np.repeat(np.pad(img, 40, constant_values=255)[..., None], 3, axis=2)
     corners = cal.detect(frame, marker)
     cell = img.shape[0] / (marker.bits().shape[0] + 2)
-    assert corners is not None and np.linalg.norm(corners[1] - corners[0]) == pytest.approx(marker.bits().shape[0] * cell, abs=1.0)
+    assert corners is not None and np.linalg.norm(corners[1] - corners[0]) == pytest.approx(
+        marker.bits().shape[0] * cell, abs=1.0
+    )
     assert cal.detect(frame, cal.MarkerSpec(marker_id=1)) is None
     assert cal.main(["--print-marker", str(tmp_path / "m.png")]) == 0 and (tmp_path / "m.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("flags, message", [(["--marker-dict", "DICT_9X9_1"], "unknown ArUco dictionary"), (["--marker-id", "50"], "id 50 is not in DICT_4X4_50"),
-                                            (["--marker-size-m", "2"], "--marker-size-m must be"), ([], "the real arm needs --ip")])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--marker-dict", "DICT_9X9_1"], "unknown ArUco dictionary"),
+        (["--marker-id", "50"], "id 50 is not in DICT_4X4_50"),
+        (["--marker-size-m", "2"], "--marker-size-m must be"),
+        ([], "the real arm needs --ip"),
+    ],
+)
 def test_cli_refuses_bad_markers_and_a_missing_arm_in_one_line(tmp_path, capsys, flags, message):
     assert cal.main(flags + (["--print-marker", str(tmp_path / "m.png")] if flags else [])) == 1
     err = capsys.readouterr().err.strip()
@@ -167,8 +206,13 @@ def twin():
     from mjx_reach.standins import calibration_twin
 
     env = EnvConfig()
-    return calibration_twin, calibration_twin.CalibrationTwin(env, np.asarray(env.camera.pos), cm.camera_xmat(env.camera.pos, env.camera.lookat),
-                                                                cal.MarkerSpec().bits(), cal.MarkerSpec().size_m)
+    return calibration_twin, calibration_twin.CalibrationTwin(
+        env,
+        np.asarray(env.camera.pos),
+        cm.camera_xmat(env.camera.pos, env.camera.lookat),
+        cal.MarkerSpec().bits(),
+        cal.MarkerSpec().size_m,
+    )
 
 
 def test_twin_calibration_meets_5mm_and_half_a_degree(twin, tmp_path):
@@ -180,27 +224,43 @@ def test_twin_calibration_meets_5mm_and_half_a_degree(twin, tmp_path):
     pos_err, rot_err = [], []
     for i in range(TRUE_POSES):
         tw.cam_pos, tw.cam_xmat = module.random_true_camera(rng, EnvConfig().camera)
-        sol, bench, cause = cal.run(tw, tw, LIMITS, settings, tmp_path / str(i), cal.TWIN_CORNER_NOISE_PX, say=lambda _: None)
+        sol, bench, cause = cal.run(
+            tw, tw, LIMITS, settings, tmp_path / str(i), cal.TWIN_CORNER_NOISE_PX, say=lambda _: None
+        )
         assert cause is None, cause
         pos_err.append(np.linalg.norm(sol.cam_pos - tw.cam_pos))
         rot_err.append(cm.rotation_angle_deg(sol.cam_xmat, tw.cam_xmat))
-    summary = (f"position error median {np.median(pos_err) * 1000:.2f} mm, worst {max(pos_err) * 1000:.2f} mm; "
-               f"rotation error median {np.median(rot_err):.3f} deg, worst {max(rot_err):.3f} deg")
+    summary = (
+        f"position error median {np.median(pos_err) * 1000:.2f} mm, worst {max(pos_err) * 1000:.2f} mm; "
+        f"rotation error median {np.median(rot_err):.3f} deg, worst {max(rot_err):.3f} deg"
+    )
     print(summary)
     assert max(pos_err) <= POSITION_BOUND_M and max(rot_err) <= ROTATION_BOUND_DEG, summary
     # the outputs: a bench deploy reads (with the roll), and the log of every pose
     loaded = contract.load_bench(tmp_path / "0" / "bench.json")
     data = json.loads((tmp_path / "0" / "bench.json").read_text())
-    np.testing.assert_allclose(cm.camera_xmat(loaded.camera_pos, loaded.camera_lookat, loaded.camera_roll_deg), data["camera"]["xmat"], atol=1e-9)
-    assert data["intrinsics"]["fy"] == pytest.approx(tw.intrinsics.fy) and data["camera"]["fovy_deg"] <= cm.fovy_deg_from_intrinsics(tw.intrinsics.fy, 480)
+    np.testing.assert_allclose(
+        cm.camera_xmat(loaded.camera_pos, loaded.camera_lookat, loaded.camera_roll_deg),
+        data["camera"]["xmat"],
+        atol=1e-9,
+    )
+    assert data["intrinsics"]["fy"] == pytest.approx(tw.intrinsics.fy) and data["camera"][
+        "fovy_deg"
+    ] <= cm.fovy_deg_from_intrinsics(tw.intrinsics.fy, 480)
     log = cal.load_log(tmp_path / "0" / "calibration_log.npz")
     assert log["frames"].shape == (settings.poses, 480, 640, 3) and log["joint_angles"].shape == (settings.poses, 7)
-    assert log["detected"].all() and log["corners_px"].shape == (settings.poses, 4, 2) and log["tool_xmat"].shape == (settings.poses, 3, 3)
+    assert (
+        log["detected"].all()
+        and log["corners_px"].shape == (settings.poses, 4, 2)
+        and log["tool_xmat"].shape == (settings.poses, 3, 3)
+    )
 
 
 def test_twin_refuses_without_the_marker_and_stops_on_an_arm_fault(twin, tmp_path):
     module, tw = twin
-    sol, _, cause = cal.run(tw, tw, LIMITS, cal.Settings(marker=cal.MarkerSpec(marker_id=3), poses=10), tmp_path, say=lambda _: None)
+    sol, _, cause = cal.run(
+        tw, tw, LIMITS, cal.Settings(marker=cal.MarkerSpec(marker_id=3), poses=10), tmp_path, say=lambda _: None
+    )
     assert sol is None and cause.startswith("too few detections: the marker was found in 0 frames")
     assert cal.load_log(tmp_path / "calibration_log.npz")["frames"].shape[0] == 10
 
@@ -219,11 +279,15 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     deploy --twin --bench`` on that bench; a bench whose camera loses the workspace is refused."""
     import export
     import train
-
     from deploy.__main__ import main as deploy_main
 
     cal_dir, run = tmp_path / "cal", tmp_path / "run"
-    assert deploy_main(["calibrate", "--twin", "--twin-seed", "3", "--out", str(cal_dir), "--json", str(tmp_path / "out.json")]) == 0
+    assert (
+        deploy_main(
+            ["calibrate", "--twin", "--twin-seed", "3", "--out", str(cal_dir), "--json", str(tmp_path / "out.json")]
+        )
+        == 0
+    )
     out = json.loads((tmp_path / "out.json").read_text())
     assert {"true", "estimated", "position_error_m", "rotation_error_deg", "reprojection_px"} <= set(out)
     assert out["position_error_m"] <= POSITION_BOUND_M and out["rotation_error_deg"] <= ROTATION_BOUND_DEG
@@ -236,16 +300,53 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --bench {bad}: env.workspace_high") and "\n" not in err
 
-    tiny = ["--preset", "smoke", "--num-envs", "2", "--total-steps", "40", "--train.replay-capacity", "40", "--train.learning-starts", "20",
-            "--train.eval-envs", "2", "--train.video-envs", "1", "--train.no-pretrain-encoder", "--env.episode-steps", "5"]
+    tiny = [
+        "--preset",
+        "smoke",
+        "--num-envs",
+        "2",
+        "--total-steps",
+        "40",
+        "--train.replay-capacity",
+        "40",
+        "--train.learning-starts",
+        "20",
+        "--train.eval-envs",
+        "2",
+        "--train.video-envs",
+        "1",
+        "--train.no-pretrain-encoder",
+        "--env.episode-steps",
+        "5",
+    ]
     assert train.train([*tiny, "--bench", str(bench), "--out", str(run)]) == 0
     camera = json.loads((run / "config.json").read_text())["env"]["camera"]
-    assert camera["roll_deg"] == pytest.approx(out["estimated"]["roll_deg"]) and camera["pos"] == pytest.approx(out["estimated"]["pos"])
+    assert camera["roll_deg"] == pytest.approx(out["estimated"]["roll_deg"]) and camera["pos"] == pytest.approx(
+        out["estimated"]["pos"]
+    )
     assert export.main([str(run), "--check-envs", "1"]) == 0
     meta = policy_lib.Policy(run / "actor.onnx").meta
     assert meta.camera_roll_deg == pytest.approx(out["estimated"]["roll_deg"])
-    rc = deploy_main([str(run / "actor.onnx"), "--twin", "--bench", str(bench), "--random-goals", "1", "--max-steps", "2",
-                      "--drift-warn-m", "1", "--drift-stop-m", "2", "--log-dir", str(tmp_path / "logs"), "--summary-json", str(tmp_path / "deploy.json")])
+    rc = deploy_main(
+        [
+            str(run / "actor.onnx"),
+            "--twin",
+            "--bench",
+            str(bench),
+            "--random-goals",
+            "1",
+            "--max-steps",
+            "2",
+            "--drift-warn-m",
+            "1",
+            "--drift-stop-m",
+            "2",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--summary-json",
+            str(tmp_path / "deploy.json"),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "deploy.json").read_text())["deploy"]["episodes"] == 1
 
@@ -257,12 +358,17 @@ def test_alignment_overlay_scores_a_3_degree_error_lower(twin, tmp_path):
 
     module, tw = twin
     tw.cam_pos, tw.cam_xmat = module.random_true_camera(np.random.default_rng(11), EnvConfig().camera)
-    assert cal.run(tw, tw, LIMITS, cal.Settings(poses=10), tmp_path, cal.TWIN_CORNER_NOISE_PX, say=lambda _: None)[2] is None
+    assert (
+        cal.run(tw, tw, LIMITS, cal.Settings(poses=10), tmp_path, cal.TWIN_CORNER_NOISE_PX, say=lambda _: None)[2]
+        is None
+    )
     benches = {}
     for name, xmat in [("true", tw.cam_xmat), ("off", tw.cam_xmat @ cm.rotvec_to_xmat(np.deg2rad([3.0, 0.0, 0.0])))]:
         lookat, roll = cm.lookat_roll_from_xmat(tw.cam_pos, xmat)
         benches[name] = tmp_path / f"{name}.json"
-        benches[name].write_text(json.dumps({"camera": {"pos": tw.cam_pos.tolist(), "lookat": lookat.tolist(), "roll_deg": roll}}))
+        benches[name].write_text(
+            json.dumps({"camera": {"pos": tw.cam_pos.tolist(), "lookat": lookat.tolist(), "roll_deg": roll}})
+        )
     log_path = tmp_path / "calibration_log.npz"
     assert align.main([str(benches["true"]), str(log_path), "--out", str(tmp_path / "align")]) == 0
     good = json.loads((tmp_path / "align" / "scores.json").read_text())["edge_overlap"]
@@ -311,7 +417,12 @@ def test_calibration_through_the_xarm_sdk_and_a_software_realsense(twin, tmp_pat
             sol, _, cause = cal.run(arm, camera, LIMITS, cal.Settings(poses=12), tmp_path, say=lambda _: None)
         moves = controller.moves()
     assert cause is None, cause
-    assert np.linalg.norm(sol.cam_pos - tw.cam_pos) <= POSITION_BOUND_M and cm.rotation_angle_deg(sol.cam_xmat, tw.cam_xmat) <= ROTATION_BOUND_DEG
-    assert len(moves) == 12 + 2 and all(LIMITS.contains(m[:3] / 1000.0) for m in moves)  # home, the poses, home; mm in the box
+    assert (
+        np.linalg.norm(sol.cam_pos - tw.cam_pos) <= POSITION_BOUND_M
+        and cm.rotation_angle_deg(sol.cam_xmat, tw.cam_xmat) <= ROTATION_BOUND_DEG
+    )
+    assert len(moves) == 12 + 2 and all(
+        LIMITS.contains(m[:3] / 1000.0) for m in moves
+    )  # home, the poses, home; mm in the box
     log = cal.load_log(tmp_path / "calibration_log.npz")
     assert log["joint_angles"].shape == (12, 7) and np.all(np.isfinite(log["joint_angles"]))

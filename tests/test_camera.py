@@ -66,7 +66,14 @@ def test_crop_resize_is_area_averaging():
 
 
 # --- pinhole model --------------------------------------------------------------------------------
-@pytest.mark.parametrize("cam", [CameraConfig(), CameraConfig(pos=(1.25, -0.55, 0.75), lookat=(0.40, 0.0, 0.20)), CameraConfig(pos=(-0.3, 0.8, 1.5), lookat=(0.1, 0.1, 0.0), fovy_deg=60.0)])
+@pytest.mark.parametrize(
+    "cam",
+    [
+        CameraConfig(),
+        CameraConfig(pos=(1.25, -0.55, 0.75), lookat=(0.40, 0.0, 0.20)),
+        CameraConfig(pos=(-0.3, 0.8, 1.5), lookat=(0.1, 0.1, 0.0), fovy_deg=60.0),
+    ],
+)
 def test_look_at_xmat_is_orthonormal_and_looks_at_target(cam):
     xmat = cm.look_at_xmat(cam.pos, cam.lookat)
     assert np.allclose(xmat.T @ xmat, np.eye(3), atol=1e-12)

@@ -60,9 +60,16 @@ def scenes():
 
     rolled_env = dataclasses.replace(cfg.env, camera=dataclasses.replace(cfg.env.camera, roll_deg=ROLL_DEG))
     rolled_params = nominal.replace(cam_xmat=randomize.nominal(scene_lib.build_scene(rolled_env)).cam_xmat)
-    renderers = [renderer(cfg.env.image_size), renderer((480, 640)), renderer(WIDE_HW, WIDE_FOVY_DEG), renderer((480, 640), params=rolled_params)]
+    renderers = [
+        renderer(cfg.env.image_size),
+        renderer((480, 640)),
+        renderer(WIDE_HW, WIDE_FOVY_DEG),
+        renderer((480, 640), params=rolled_params),
+    ]
     move = jax.jit(jax.vmap(env.move))
-    data = jax.jit(jax.vmap(lambda q: mjx.kinematics(env.mx, data0.replace(qpos=q))))(jnp.asarray(scene_lib.HOME_QPOS, jnp.float32)[None])
+    data = jax.jit(jax.vmap(lambda q: mjx.kinematics(env.mx, data0.replace(qpos=q))))(
+        jnp.asarray(scene_lib.HOME_QPOS, jnp.float32)[None]
+    )
     out = []
     for target in TARGETS:
         for _ in range(0 if target is None else 10):
@@ -76,7 +83,7 @@ def wide_frame(big: np.ndarray) -> tuple[np.ndarray, cm.Intrinsics]:
     top, left = CUT
     f = cm.focal_length_px(WIDE_FOVY_DEG, WIDE_HW[0])
     intr = cm.Intrinsics(640, 480, f, f, WIDE_HW[1] / 2 - left, WIDE_HW[0] / 2 - top)
-    return big[top:top + 480, left:left + 640], intr
+    return big[top : top + 480, left : left + 640], intr
 
 
 def mean_abs(a, b) -> float:
@@ -90,12 +97,19 @@ def test_preprocessed_real_frames_match_the_policy_render(scenes):
         intr = cm.intrinsics_for_fovy(fovy, 480, 640)
         frame_b, intr_b = wide_frame(wide)
         assert cm.crop_for_sim_camera(intr_b, fovy, hw).width < 600  # (b) really crops inside the frame
-        errors = {name: mean_abs(cm.preprocess(frame, i, fovy, hw), sim) for name, frame, i in [("centred", centred, intr), ("wide", frame_b, intr_b)]}
+        errors = {
+            name: mean_abs(cm.preprocess(frame, i, fovy, hw), sim)
+            for name, frame, i in [("centred", centred, intr), ("wide", frame_b, intr_b)]
+        }
         crop = cm.crop_for_sim_camera(intr, fovy, hw)
-        shifted = mean_abs(cm.crop_resize(centred, dataclasses.replace(crop, left=crop.left + crop.width / hw[1]), hw), sim)
+        shifted = mean_abs(
+            cm.crop_resize(centred, dataclasses.replace(crop, left=crop.left + crop.width / hw[1]), hw), sim
+        )
         for name, err in errors.items():
             assert err < MEAN_ABS_BOUND, f"{name} at ee {ee.round(3).tolist()}: mean |diff| {err:.2f} levels"
-            assert err < 0.5 * shifted, f"{name}: {err:.2f} levels is not clearly better than a 1-px shifted crop ({shifted:.2f})"
+            assert err < 0.5 * shifted, (
+                f"{name}: {err:.2f} levels is not clearly better than a 1-px shifted crop ({shifted:.2f})"
+            )
 
 
 def test_ee_pixel_through_real_intrinsics_and_crop_matches_the_sim_camera(scenes):
@@ -144,4 +158,6 @@ def test_rolled_render_matches_the_rolled_camera_model(scenes):
         err = mean_abs(resample_level_as_rolled(centred, cam, ROLL_DEG)[inner], rolled[inner])
         wrong = mean_abs(resample_level_as_rolled(centred, cam, -ROLL_DEG)[inner], rolled[inner])
         assert err < MEAN_ABS_BOUND, f"rolled {ROLL_DEG} deg at ee {ee.round(3).tolist()}: mean |diff| {err:.2f} levels"
-        assert err < 0.5 * wrong, f"rolled render: {err:.2f} levels is not clearly better than the opposite roll ({wrong:.2f})"
+        assert err < 0.5 * wrong, (
+            f"rolled render: {err:.2f} levels is not clearly better than the opposite roll ({wrong:.2f})"
+        )

@@ -23,10 +23,10 @@ from deploy import bench as bench_lib
 from deploy import loop, safety
 from deploy import policy as policy_lib
 from deploy.__main__ import main as deploy_main
-from mjx_reach.contract import ArmError, CameraError, PolicyError, SafetyError
 from mjx_reach import camera as camera_model
 from mjx_reach import contract, export
 from mjx_reach.config import Config
+from mjx_reach.contract import ArmError, CameraError, PolicyError, SafetyError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 D435 = camera_model.D435_COLOUR
@@ -56,8 +56,13 @@ def tiny_onnx(path: pathlib.Path, meta: dict | None, image_shape=(84, 84, 3)) ->
         helper.make_node("Identity", ["goal"], ["ee_pred"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny", [image, goal],
-        [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", 3]), helper.make_tensor_value_info("ee_pred", TensorProto.FLOAT, ["B", 3])],
+        nodes,
+        "tiny",
+        [image, goal],
+        [
+            helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", 3]),
+            helper.make_tensor_value_info("ee_pred", TensorProto.FLOAT, ["B", 3]),
+        ],
         initializer=[helper.make_tensor("scale", TensorProto.FLOAT, [], [255.0])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -93,17 +98,20 @@ def test_policy_loads_tiny_onnx_and_runs(tmp_path, meta_dict):
     np.testing.assert_allclose(ee, [0.4, 0.0, 0.2], atol=1e-7)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("image.height", 96, "input 'image'"),
-    ("image.channels", 4, "channels"),
-    ("preprocessing.version", 99, "preprocessing"),
-    ("camera.fovy_deg", "wide", "camera.fovy_deg"),
-    ("workspace.low", [0.25, -0.2], "workspace.low"),
-    ("workspace.high", [0.2, 0.2, 0.36], "empty"),
-    ("world_to_base", np.diag([1.0, 1.0, 1.0, 2.0]).tolist(), "rigid"),
-    ("max_step_m", ..., "max_step_m"),
-    ("schema", 2, "schema"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("image.height", 96, "input 'image'"),
+        ("image.channels", 4, "channels"),
+        ("preprocessing.version", 99, "preprocessing"),
+        ("camera.fovy_deg", "wide", "camera.fovy_deg"),
+        ("workspace.low", [0.25, -0.2], "workspace.low"),
+        ("workspace.high", [0.2, 0.2, 0.36], "empty"),
+        ("world_to_base", np.diag([1.0, 1.0, 1.0, 2.0]).tolist(), "rigid"),
+        ("max_step_m", ..., "max_step_m"),
+        ("schema", 2, "schema"),
+    ],
+)
 def test_mismatching_or_broken_metadata_is_refused(tmp_path, meta_dict, field, value, message):
     path = tiny_onnx(tmp_path / "bad.onnx", changed(meta_dict, field, value))
     with pytest.raises(PolicyError, match=message) as err:
@@ -149,13 +157,17 @@ def test_roll_in_contract_and_bench_and_old_files_without_it(tmp_path, meta_dict
     bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat)}}))
     assert contract.load_bench(bench).camera_roll_deg == 0.0
     bench_lib.check_bench(old, contract.load_bench(bench))
-    bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat), "roll_deg": 3.0, "fovy_deg": 42.0}}))
+    bench.write_text(
+        json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat), "roll_deg": 3.0, "fovy_deg": 42.0}})
+    )
     loaded = contract.load_bench(bench)
     assert (loaded.camera_roll_deg, loaded.camera_fovy_deg) == (3.0, 42.0)
     bench_lib.check_bench(rolled, loaded)
     with pytest.raises(PolicyError, match="camera orientation"):
         bench_lib.check_bench(old, loaded)
-    assert loop.view_guard(rolled).roll_deg == 3.0 and loop.view_guard(rolled, cam.pos, cam.lookat, -1.0).roll_deg == -1.0
+    assert (
+        loop.view_guard(rolled).roll_deg == 3.0 and loop.view_guard(rolled, cam.pos, cam.lookat, -1.0).roll_deg == -1.0
+    )
 
 
 def test_bench_file_errors_are_one_line(tmp_path):
@@ -234,7 +246,9 @@ class FakeSDK:
 
 
 def make_xarm(meta, sdk: FakeSDK) -> arm_lib.XArm:
-    return arm_lib.XArm("10.0.0.1", meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, speed_m_s=0.05, make_api=lambda ip: sdk)
+    return arm_lib.XArm(
+        "10.0.0.1", meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, speed_m_s=0.05, make_api=lambda ip: sdk
+    )
 
 
 def test_xarm_connect_sequence_and_units(meta):
@@ -254,13 +268,16 @@ def test_xarm_connect_sequence_and_units(meta):
     assert sdk.calls[-1][0] == "emergency_stop"
 
 
-@pytest.mark.parametrize("fault, message", [
-    (lambda sdk: setattr(sdk, "error_code", 31), "error code 31"),
-    (lambda sdk: setattr(sdk, "warn_code", 11), "warning code 11"),
-    (lambda sdk: setattr(sdk, "connected", False), "lost the connection"),
-    (lambda sdk: sdk.codes.update(set_position=9), "set_position returned code 9"),
-    (lambda sdk: sdk.codes.update(get_position=-1), "get_position returned code -1"),
-])
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (lambda sdk: setattr(sdk, "error_code", 31), "error code 31"),
+        (lambda sdk: setattr(sdk, "warn_code", 11), "warning code 11"),
+        (lambda sdk: setattr(sdk, "connected", False), "lost the connection"),
+        (lambda sdk: sdk.codes.update(set_position=9), "set_position returned code 9"),
+        (lambda sdk: sdk.codes.update(get_position=-1), "get_position returned code -1"),
+    ],
+)
 def test_xarm_faults_raise_arm_error(meta, fault, message):
     sdk = FakeSDK("10.0.0.1")
     arm = make_xarm(meta, sdk)
@@ -279,7 +296,9 @@ def test_xarm_refuses_a_wrong_tcp_offset_and_an_unreachable_controller(meta):
         raise Exception(f"can not connect to port/ip {ip}")
 
     with pytest.raises(ArmError, match="cannot connect"):
-        arm_lib.XArm("10.0.0.9", meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, make_api=unreachable).connect()
+        arm_lib.XArm(
+            "10.0.0.9", meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, make_api=unreachable
+        ).connect()
 
 
 # --- safety limits -----------------------------------------------------------------------------------
@@ -333,7 +352,9 @@ def test_ten_thousand_random_and_adversarial_outputs_never_leave_the_box(limits)
             continue
         accepted += 1
         assert tight.contains(new), (target, action, new)
-        assert np.all(np.abs(new - np.clip(target, tight.low, tight.high)) <= tight.max_step_m + 1e-12) or not tight.contains(target)
+        assert np.all(
+            np.abs(new - np.clip(target, tight.low, tight.high)) <= tight.max_step_m + 1e-12
+        ) or not tight.contains(target)
         target = new
     assert accepted > 7_000 and refused > 500
 
@@ -412,7 +433,9 @@ class FakeCamera:
 
     def read(self):
         if self.fail_at is not None and self.reads >= self.fail_at:
-            raise CameraError("no colour frame from the RealSense camera within 1.00 s (stream stopped or camera disconnected)")
+            raise CameraError(
+                "no colour frame from the RealSense camera within 1.00 s (stream stopped or camera disconnected)"
+            )
         self.reads += 1
         return np.full((480, 640, 3), 128, np.uint8), D435
 
@@ -433,7 +456,11 @@ class ScriptedPolicy:
     def __call__(self, image, goal):
         assert image.shape == (84, 84, 3)
         ee = self.arm.pos + self.ee_offset
-        action = np.clip((np.asarray(goal) - ee) / self.meta.max_step_m, -1, 1) if self.action is None else np.asarray(self.action, np.float64)
+        action = (
+            np.clip((np.asarray(goal) - ee) / self.meta.max_step_m, -1, 1)
+            if self.action is None
+            else np.asarray(self.action, np.float64)
+        )
         return action, ee
 
 
@@ -441,9 +468,15 @@ def run_fake(meta, tmp_path, arm, camera=None, pol=None, goals=None, options=Non
     lim = limits or safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m)
     said = []
     results, cause = loop.run(
-        pol or ScriptedPolicy(meta, arm), camera or FakeCamera(), arm,
-        np.array([[0.5, 0.1, 0.15]]) if goals is None else goals, lim, loop.view_guard(meta),
-        options or loop.Options(max_steps=40), tmp_path / "logs", say=said.append,
+        pol or ScriptedPolicy(meta, arm),
+        camera or FakeCamera(),
+        arm,
+        np.array([[0.5, 0.1, 0.15]]) if goals is None else goals,
+        lim,
+        loop.view_guard(meta),
+        options or loop.Options(max_steps=40),
+        tmp_path / "logs",
+        say=said.append,
     )
     return results, cause, said
 
@@ -465,27 +498,47 @@ def test_loop_reaches_goal_within_limits_and_logs(meta, tmp_path):
     assert arm.closed
 
 
-@pytest.mark.parametrize("case", ["camera timeout", "controller error", "lost connection", "ctrl-c", "nan action", "drift"])
+@pytest.mark.parametrize(
+    "case", ["camera timeout", "controller error", "lost connection", "ctrl-c", "nan action", "drift"]
+)
 def test_loop_stops_motion_and_names_the_cause(meta, tmp_path, case):
     arm = FakeArm(meta.home_m)
     camera, pol = FakeCamera(), None
     if case == "camera timeout":
         camera = FakeCamera(fail_at=3)
     elif case == "controller error":
-        arm = FakeArm(meta.home_m, fault_after=3, fault=lambda a: setattr(a, "error", "xArm controller error code 22 (see the xArm controller error code table)"))
+        arm = FakeArm(
+            meta.home_m,
+            fault_after=3,
+            fault=lambda a: setattr(
+                a, "error", "xArm controller error code 22 (see the xArm controller error code table)"
+            ),
+        )
     elif case == "lost connection":
-        arm = FakeArm(meta.home_m, fault_after=2, fault=lambda a: setattr(a, "error", "lost the connection to the xArm at 10.0.0.1"))
+        arm = FakeArm(
+            meta.home_m,
+            fault_after=2,
+            fault=lambda a: setattr(a, "error", "lost the connection to the xArm at 10.0.0.1"),
+        )
     elif case == "ctrl-c":
+
         def interrupt(_):
             raise KeyboardInterrupt
+
         arm = FakeArm(meta.home_m, fault_after=2, fault=interrupt)
     elif case == "nan action":
         pol = ScriptedPolicy(meta, arm, action=[np.nan, 0.0, 0.0])
     elif case == "drift":
         pol = ScriptedPolicy(meta, arm, ee_offset=[0.05, 0.0, 0.0])
     results, cause, said = run_fake(meta, tmp_path, arm, camera, pol)
-    expected = {"camera timeout": "no colour frame", "controller error": "error code 22", "lost connection": "lost the connection",
-                "ctrl-c": "Ctrl-C", "nan action": "not 3 finite numbers", "drift": "steps in a row"}[case]
+    expected = {
+        "camera timeout": "no colour frame",
+        "controller error": "error code 22",
+        "lost connection": "lost the connection",
+        "ctrl-c": "Ctrl-C",
+        "nan action": "not 3 finite numbers",
+        "drift": "steps in a row",
+    }[case]
     assert cause is not None and expected in cause and "\n" not in cause
     assert arm.stops >= 1 and arm.closed and camera.closed and results == []
     if case == "drift":
@@ -515,7 +568,10 @@ def test_cli_refuses_widening_and_bad_models_in_one_line(tmp_path, meta_dict, ca
     real = ["--ip", "10.0.0.1", "--bench", str(bench), "--goal", "0.4", "0.0", "0.2"]
     assert deploy_main([str(model), *real, "--box-high", "0.7", "0.2", "0.36", "--dry-run"]) == 1
     assert deploy_main([str(model), *real, "--max-step-m", "0.05", "--dry-run"]) == 1
-    assert deploy_main([str(tiny_onnx(tmp_path / "b.onnx", changed(meta_dict, "image.width", 64))), *real, "--dry-run"]) == 1
+    assert (
+        deploy_main([str(tiny_onnx(tmp_path / "b.onnx", changed(meta_dict, "image.width", 64))), *real, "--dry-run"])
+        == 1
+    )
     assert deploy_main([str(model), "--goal", "0.4", "0.0", "0.2", "--dry-run"]) == 1  # real arm without --ip/--bench
     errors = [line for line in capsys.readouterr().err.splitlines() if line]
     assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
@@ -526,14 +582,34 @@ def test_cli_dry_run_prints_the_plan_and_moves_nothing(tmp_path, meta_dict, caps
     model = tiny_onnx(tmp_path / "a.onnx", meta_dict)
     bench = tmp_path / "bench.json"
     cam = Config().env.camera
-    bench.write_text(json.dumps({"camera": {"pos": cam.pos, "lookat": cam.lookat}, "image": {"height": 84, "width": 84}}))
+    bench.write_text(
+        json.dumps({"camera": {"pos": cam.pos, "lookat": cam.lookat}, "image": {"height": 84, "width": 84}})
+    )
     goals = tmp_path / "goals.txt"
     goals.write_text("0.45 0.05 0.20\n0.30 -0.10 0.30\n")
-    code = deploy_main([str(model), "--ip", "10.0.0.1", "--bench", str(bench), "--goals-file", str(goals), "--random-goals", "2",
-                        "--box-low", "0.3", "-0.15", "0.1", "--dry-run"])
+    code = deploy_main(
+        [
+            str(model),
+            "--ip",
+            "10.0.0.1",
+            "--bench",
+            str(bench),
+            "--goals-file",
+            str(goals),
+            "--random-goals",
+            "2",
+            "--box-low",
+            "0.3",
+            "-0.15",
+            "0.1",
+            "--dry-run",
+        ]
+    )
     plan = json.loads(capsys.readouterr().out)
     assert code == 0 and len(plan["goals"]) == 4 and plan["box_low"] == [0.3, -0.15, 0.1]
-    assert all(np.all(np.array(g) >= plan["box_low"]) and np.all(np.array(g) <= plan["box_high"]) for g in plan["goals"])
+    assert all(
+        np.all(np.array(g) >= plan["box_low"]) and np.all(np.array(g) <= plan["box_high"]) for g in plan["goals"]
+    )
 
 
 def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monkeypatch):
@@ -542,8 +618,24 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
     arm, camera = FakeArm(meta.home_m), FakeCamera(fail_at=2)
     monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol: (camera, arm))
     summary = tmp_path / "summary.json"
-    code = deploy_main([str(tiny_onnx(tmp_path / "a.onnx", meta_dict)), "--twin", "--goal", "0.45", "0.0", "0.2", "--drift-warn-m", "10",
-                        "--drift-stop-m", "10", "--log-dir", str(tmp_path / "logs"), "--summary-json", str(summary)])
+    code = deploy_main(
+        [
+            str(tiny_onnx(tmp_path / "a.onnx", meta_dict)),
+            "--twin",
+            "--goal",
+            "0.45",
+            "0.0",
+            "0.2",
+            "--drift-warn-m",
+            "10",
+            "--drift-stop-m",
+            "10",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--summary-json",
+            str(summary),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and arm.stops >= 1 and len(arm.moves) == 3  # home and two steps, then the stream stopped
     assert err[-1].startswith("stopped: no colour frame from the RealSense")
@@ -551,9 +643,11 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
 
 
 def test_deploy_imports_no_jax_mujoco_or_flax():
-    code = ("import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.bench, deploy.camera, deploy.calibrate; "
-            "heavy = [m for m in ('jax', 'mujoco', 'flax', 'mjx_reach.config', 'mjx_reach.env') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, deploy.__main__, deploy.loop, deploy.policy, deploy.safety, deploy.arm, deploy.bench, deploy.camera, deploy.calibrate; "
+        "heavy = [m for m in ('jax', 'mujoco', 'flax', 'mjx_reach.config', 'mjx_reach.env') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -563,21 +657,38 @@ def test_fresh_deploy_only_venv(tmp_path, meta_dict):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    pip = subprocess.run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{REPO}[deploy]"],
-                         capture_output=True, text=True, timeout=900, check=False)
+    pip = subprocess.run(
+        [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{REPO}[deploy]"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert pip.returncode == 0, f"pip install -e .[deploy] failed (network/PyPI needed):\n{pip.stderr[-3000:]}"
-    help_ = subprocess.run([str(py), "-m", "deploy", "--help"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    help_ = subprocess.run(
+        [str(py), "-m", "deploy", "--help"], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
     assert help_.returncode == 0 and "--twin" in help_.stdout and "--box-low" in help_.stdout
-    marker = subprocess.run([str(py), "-m", "deploy", "calibrate", "--print-marker", "m.png"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    marker = subprocess.run(
+        [str(py), "-m", "deploy", "calibrate", "--print-marker", "m.png"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert marker.returncode == 0 and (tmp_path / "m.png").is_file(), marker.stderr[-2000:]
     for heavy in ("jax", "mujoco", "flax"):
-        probe = subprocess.run([str(py), "-c", f"import {heavy}"], capture_output=True, text=True, cwd=tmp_path, check=False)
+        probe = subprocess.run(
+            [str(py), "-c", f"import {heavy}"], capture_output=True, text=True, cwd=tmp_path, check=False
+        )
         assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr
     model = tiny_onnx(tmp_path / "a.onnx", meta_dict)
-    step = ("import numpy as np; from deploy.policy import Policy; from deploy.camera import RealSenseCamera; "
-            f"from mjx_reach.camera import Intrinsics; p = Policy({str(model)!r}); "
-            "img = p.preprocess(np.zeros((480, 640, 3), np.uint8), Intrinsics(640, 480, 615.0, 615.0, 320.0, 240.0)); "
-            "a, e = p(img, [0.4, 0.0, 0.2]); print(a.shape, e.shape)")
+    step = (
+        "import numpy as np; from deploy.policy import Policy; from deploy.camera import RealSenseCamera; "
+        f"from mjx_reach.camera import Intrinsics; p = Policy({str(model)!r}); "
+        "img = p.preprocess(np.zeros((480, 640, 3), np.uint8), Intrinsics(640, 480, 615.0, 615.0, 320.0, 240.0)); "
+        "a, e = p(img, [0.4, 0.0, 0.2]); print(a.shape, e.shape)"
+    )
     run = subprocess.run([str(py), "-c", step], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert run.returncode == 0 and run.stdout.strip() == "(3,) (3,)", run.stderr[-2000:]
 
@@ -644,7 +755,17 @@ def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
     arm = FaultyTwinArm(twin_world)
     lim = safety.Limits(pol.meta.workspace_low, pol.meta.workspace_high, pol.meta.max_step_m)
     options = loop.Options(max_steps=10, stop_at_goal=False, drift=safety.DriftLimits(10.0, 10.0, 1))
-    results, cause = loop.run(pol, twin.TwinCamera(twin_world), arm, [[0.45, 0.05, 0.2]], lim, loop.view_guard(pol.meta), options, tmp_path, say=lambda _: None)
+    results, cause = loop.run(
+        pol,
+        twin.TwinCamera(twin_world),
+        arm,
+        [[0.45, 0.05, 0.2]],
+        lim,
+        loop.view_guard(pol.meta),
+        options,
+        tmp_path,
+        say=lambda _: None,
+    )
     assert results == [] and "controller error: C31 collision detected" in cause and arm.stopped
 
 
@@ -654,28 +775,62 @@ def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path,
     ``agreement_margin``. Episodes run the training episode length (no early stop, like the eval),
     and the drift guard is opened wide: this compares the policy, not the guard."""
     summary_path = tmp_path / "summary.json"
-    code = deploy_main([str(twin_model), "--twin", "--random-goals", str(TWIN_GOALS), "--seed", "7", "--no-stop-at-goal",
-                        "--drift-warn-m", "10", "--drift-stop-m", "10", "--log-dir", str(tmp_path / "logs"),
-                        "--summary-json", str(summary_path)])
+    code = deploy_main(
+        [
+            str(twin_model),
+            "--twin",
+            "--random-goals",
+            str(TWIN_GOALS),
+            "--seed",
+            "7",
+            "--no-stop-at-goal",
+            "--drift-warn-m",
+            "10",
+            "--drift-stop-m",
+            "10",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--summary-json",
+            str(summary_path),
+        ]
+    )
     assert code == 0
     summary = json.loads(summary_path.read_text())
     twin, sim = summary["deploy"], json.loads((trained_run / "eval.json").read_text())
     assert twin["episodes"] == TWIN_GOALS and summary["in_sim_eval"] == sim
     assert len(list((tmp_path / "logs").glob("episode_*.npz"))) == TWIN_GOALS
     with capsys.disabled():
-        print(f"\ntwin ({TWIN_GOALS} goals) vs in-sim eval ({sim['episodes']} episodes): "
-              f"success@2cm {twin['success_2cm']:.2f} vs {sim['success_2cm']:.2f}, success@5cm {twin['success_5cm']:.2f} vs "
-              f"{sim['success_5cm']:.2f}, mean final distance {twin['mean_final_distance_m']:.3f} vs {sim['mean_final_distance_m']:.3f} m")
+        print(
+            f"\ntwin ({TWIN_GOALS} goals) vs in-sim eval ({sim['episodes']} episodes): "
+            f"success@2cm {twin['success_2cm']:.2f} vs {sim['success_2cm']:.2f}, success@5cm {twin['success_5cm']:.2f} vs "
+            f"{sim['success_5cm']:.2f}, mean final distance {twin['mean_final_distance_m']:.3f} vs {sim['mean_final_distance_m']:.3f} m"
+        )
     for key in ("success_2cm", "success_5cm"):
         margin = agreement_margin(twin[key], TWIN_GOALS, sim[key], sim["episodes"])
-        assert abs(twin[key] - sim[key]) <= margin, f"{key}: twin {twin[key]:.2f} vs in-sim {sim[key]:.2f} (margin {margin:.2f})"
+        assert abs(twin[key] - sim[key]) <= margin, (
+            f"{key}: twin {twin[key]:.2f} vs in-sim {sim[key]:.2f} (margin {margin:.2f})"
+        )
 
 
 def test_deploy_step_benchmark_writes_json(tmp_path, meta_dict):
     """``benchmarks/deploy_step.py`` runs on an exported model and writes its JSON (timings > 0)."""
     out = tmp_path / "bench.json"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "deploy_step.py"), "--onnx", str(tiny_onnx(tmp_path / "a.onnx", meta_dict)),
-                    "--iterations", "20", "--warmup", "2", "--json", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "deploy_step.py"),
+            "--onnx",
+            str(tiny_onnx(tmp_path / "a.onnx", meta_dict)),
+            "--iterations",
+            "20",
+            "--warmup",
+            "2",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = json.loads(out.read_text())
     assert result["frame"] == [480, 640, 3] and result["image"] == [84, 84, 3]
     assert all(result["results"][k]["median"] > 0 for k in ("preprocess_ms", "policy_ms", "step_ms"))

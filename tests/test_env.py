@@ -86,7 +86,9 @@ def test_reset_observation_shapes_and_contents(dr_env, dr_reset):
 def _progress_reward(handle, before, after) -> np.ndarray:
     """The default ``progress`` reward of the step ``before`` → ``after``: the distance to the goal
     gained (metres; from the observed ee before, to the distance ``after`` reports), over max_step_m."""
-    gained = np.linalg.norm(np.asarray(before.obs["state"][:, :3]) - np.asarray(before.goal), axis=1) - np.asarray(after.metrics["distance"])
+    gained = np.linalg.norm(np.asarray(before.obs["state"][:, :3]) - np.asarray(before.goal), axis=1) - np.asarray(
+        after.metrics["distance"]
+    )
     return gained / handle.env.env_cfg.max_step_m
 
 
@@ -274,7 +276,9 @@ def _wrist_turn_check(handle, state, channels: slice, camera_cfg, u_tol: float, 
 
 def _moved_apart(handle, state, steps=4):
     """Step each world in a different direction so the poses differ (targets stay in the box)."""
-    actions = jnp.asarray([[1.0, 0.0, 0.5], [-1.0, 0.5, -1.0], [0.5, -1.0, 1.0], [0.0, 1.0, -0.5]][: handle.n], jnp.float32)
+    actions = jnp.asarray(
+        [[1.0, 0.0, 0.5], [-1.0, 0.5, -1.0], [0.5, -1.0, 1.0], [0.0, 1.0, -0.5]][: handle.n], jnp.float32
+    )
     for _ in range(steps):
         state = handle.step(state, actions)
     return state
@@ -341,7 +345,7 @@ def test_disabled_randomization_renders_identical_images(plain_env, plain_reset)
     for got, want in zip(jax.tree.leaves(other.domain), jax.tree.leaves(nominal)):
         np.testing.assert_array_equal(np.asarray(got), np.broadcast_to(np.asarray(want), got.shape))
     fresh = plain_env.render(other.data, other.domain, other.data.qpos)
-    np.testing.assert_array_equal(np.asarray(fresh), images[plain_env.n:])
+    np.testing.assert_array_equal(np.asarray(fresh), images[plain_env.n :])
 
 
 # --- 6. no stale frames -----------------------------------------------------------------------
@@ -422,7 +426,9 @@ def test_second_camera(second_camera_env, plain_env, plain_reset):
     state = _moved_apart(handle, state)
     tcp = handle.ee(state)
     for cam in (env_cfg.camera, env_cfg.camera2):
-        uv, depth = handle.nominal_projection(camera_model.gripper_hull(tcp, env_cfg.gripper_half_width_m, env_cfg.gripper_height_m), cam)
+        uv, depth = handle.nominal_projection(
+            camera_model.gripper_hull(tcp, env_cfg.gripper_half_width_m, env_cfg.gripper_height_m), cam
+        )
         assert np.all(camera_model.pixels_inside(uv, depth, env_cfg.image_size, env_cfg.frame_margin_px))
     _wrist_turn_check(handle, state, slice(3, 6), env_cfg.camera2, u_tol=1.5, v_tol=3.0)
 

@@ -37,8 +37,11 @@ def test_camera_axes_follow_the_roll():
 @pytest.fixture(scope="module")
 def tiny_eval_config() -> config_lib.Config:
     cfg = config_lib.Config(num_envs=4)
-    return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, episode_steps=6),
-                               train=dataclasses.replace(cfg.train, eval_envs=4, video_envs=0))
+    return dataclasses.replace(
+        cfg,
+        env=dataclasses.replace(cfg.env, episode_steps=6),
+        train=dataclasses.replace(cfg.train, eval_envs=4, video_envs=0),
+    )
 
 
 def test_oracle_rollout_equals_the_env_success_when_the_encoder_is_the_truth(tiny_eval_config):
@@ -55,4 +58,6 @@ def test_oracle_rollout_equals_the_env_success_when_the_encoder_is_the_truth(tin
     assert result["mean_final_distance_m"] == pytest.approx(result["oracle_mean_final_distance_m"])
     policy = evaluate.Evaluator(cfg, evaluate.agent_policy(agent), oracle=oracle)(params)
     assert policy["oracle_success_2cm"] == result["success_2cm"], "the oracle runs on the same held-out episodes"
-    assert policy["encoder_ee_error_m"] > 0 and {f"encoder_error_{a}_median_m" for a in ("image_x", "image_y", "depth")} <= set(policy)
+    assert policy["encoder_ee_error_m"] > 0 and {
+        f"encoder_error_{a}_median_m" for a in ("image_x", "image_y", "depth")
+    } <= set(policy)

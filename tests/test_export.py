@@ -39,7 +39,11 @@ def test_metadata_records_the_deploy_contract(exported):
     assert meta["image"] == {"height": 84, "width": 84, "channels": 3}
     assert meta["camera"]["pos"] == list(env.camera.pos) and meta["camera"]["lookat"] == list(env.camera.lookat)
     assert meta["camera"]["fovy_deg"] == env.camera.fovy_deg and meta["camera"]["roll_deg"] == env.camera.roll_deg
-    assert meta["camera"]["trained_jitter"] == {"pos_m": cfg.randomization.cam_pos_m, "rot_deg": cfg.randomization.cam_rot_deg, "fovy_deg": cfg.randomization.cam_fovy_deg}
+    assert meta["camera"]["trained_jitter"] == {
+        "pos_m": cfg.randomization.cam_pos_m,
+        "rot_deg": cfg.randomization.cam_rot_deg,
+        "fovy_deg": cfg.randomization.cam_fovy_deg,
+    }
     assert meta["preprocessing"] == camera_model.PREPROCESSING
     assert meta["max_step_m"] == env.max_step_m and meta["success_threshold_m"] == env.success_threshold_m
     assert meta["workspace"] == {"low": list(env.workspace_low), "high": list(env.workspace_high)}
@@ -50,7 +54,10 @@ def test_metadata_records_the_deploy_contract(exported):
     assert meta["config_hash"] == config_lib.config_hash(cfg) and meta["config"] == config_lib.to_dict(cfg)
     assert meta["eval"] == json.loads((run / "eval.json").read_text())
     assert all(meta["versions"][k] for k in ("jax", "jax2onnx", "onnx", "onnxruntime", "mujoco", "numpy"))
-    assert meta["parity"]["atol"] == contract.PARITY_ATOL and max(meta["parity"]["max_abs"].values()) <= contract.PARITY_ATOL
+    assert (
+        meta["parity"]["atol"] == contract.PARITY_ATOL
+        and max(meta["parity"]["max_abs"].values()) <= contract.PARITY_ATOL
+    )
     parsed = Policy(path).meta  # the deploy side accepts it
     assert parsed.image_hw == (84, 84) and parsed.config_hash == meta["config_hash"]
 

@@ -24,16 +24,41 @@ def optional_positive(value) -> bool:
 
 def test_quick_suite_writes_record(tmp_path):
     out = tmp_path / "suite.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), "--quick", "--env-worlds", str(NUM_ENVS), "--env-steps", "2",
-           "--repeats", "1", "--update-batches", "8", "--updates", "2", "--train-envs", str(NUM_ENVS), "--train-steps", "8",
-           "--train-args", "--train.updates-per-iteration 1", "--json", str(out), "--work-dir", str(tmp_path / "work")]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "gpu_suite.py"),
+        "--quick",
+        "--env-worlds",
+        str(NUM_ENVS),
+        "--env-steps",
+        "2",
+        "--repeats",
+        "1",
+        "--update-batches",
+        "8",
+        "--updates",
+        "2",
+        "--train-envs",
+        str(NUM_ENVS),
+        "--train-steps",
+        "8",
+        "--train-args",
+        "--train.updates-per-iteration 1",
+        "--json",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "work"),
+    ]
     proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())
     assert {"date", "command", "quick", "device", "versions", "env", "update", "train"} <= set(record)
     assert record["quick"] is True and record["device"] and record["versions"]["jax"]
 
-    assert sorted((r["num_envs"], r["mode"]) for r in record["env"]) == [(NUM_ENVS, "physics"), (NUM_ENVS, "physics+render+dr")]
+    assert sorted((r["num_envs"], r["mode"]) for r in record["env"]) == [
+        (NUM_ENVS, "physics"),
+        (NUM_ENVS, "physics+render+dr"),
+    ]
     for row in record["env"]:
         assert positive(row["env_steps_per_s"]) and row["compile_s"] >= 0 and positive(row["host_peak_rss_bytes"])
         assert optional_positive(row["peak_device_bytes"]) and optional_positive(row["gpu_used_peak_bytes"])
@@ -42,7 +67,14 @@ def test_quick_suite_writes_record(tmp_path):
 
     train = record["train"]
     assert train["num_envs"] == NUM_ENVS and train["stopped"] in {"target", "total_steps", "time_cap"}
-    for field in ("env_steps", "wall_s", "train_loop_s", "env_steps_per_s", "train_loop_env_steps_per_s", "host_peak_rss_bytes"):
+    for field in (
+        "env_steps",
+        "wall_s",
+        "train_loop_s",
+        "env_steps_per_s",
+        "train_loop_env_steps_per_s",
+        "host_peak_rss_bytes",
+    ):
         assert positive(train[field]), field
     assert train["time_to_success_2cm_s"] is None or positive(train["time_to_success_2cm_s"])
     assert train["eval_curve"] and train["eval_curve"][-1]["env_steps"] == train["env_steps"]

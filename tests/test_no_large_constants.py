@@ -59,8 +59,11 @@ def test_pretraining_program_takes_its_data_set_as_an_argument():
 
 def test_training_programs_take_replay_and_state_as_arguments():
     cfg = config_lib.Config(num_envs=2)
-    cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, batch_size=4),
-                              train=dataclasses.replace(cfg.train, replay_capacity=64, iterations_per_chunk=1, updates_per_iteration=1))
+    cfg = dataclasses.replace(
+        cfg,
+        agent=dataclasses.replace(cfg.agent, batch_size=4),
+        train=dataclasses.replace(cfg.train, replay_capacity=64, iterations_per_chunk=1, updates_per_iteration=1),
+    )
     trainer = training.Trainer(cfg)
     ts = jax.eval_shape(trainer.init)
     assert replay.nbytes(trainer.rows, cfg.num_envs, trainer.env.image_shape, 20) > LIMIT_BYTES

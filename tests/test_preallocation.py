@@ -11,8 +11,15 @@ import pytest
 from mjx_reach import preallocation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ENTRY_POINTS = ["train.py", "export.py", "mjx_reach/pretrain.py", "mjx_reach/compare.py", "mjx_reach/viz.py",
-                "benchmarks/env_throughput.py", "benchmarks/train_cpu.py"]
+ENTRY_POINTS = [
+    "train.py",
+    "export.py",
+    "mjx_reach/pretrain.py",
+    "mjx_reach/compare.py",
+    "mjx_reach/viz.py",
+    "benchmarks/env_throughput.py",
+    "benchmarks/train_cpu.py",
+]
 IMPORT = re.compile(r"^\s*(?:import (?P<module>[\w.]+)|from (?P<package>[\w.]+) import (?P<names>.+))$", re.M)
 JAX_FREE = {"preallocation", "cli", "config"}
 """Project modules that import no JAX."""

@@ -14,10 +14,9 @@ import pyrealsense2 as rs
 import pytest
 
 from deploy.camera import RealSenseCamera
-from mjx_reach.contract import CameraError
 from mjx_reach.camera import D435_COLOUR, Intrinsics
+from mjx_reach.contract import CameraError
 from mjx_reach.standins.realsense_sim import SoftwareCamera
-
 
 
 def read_while_pushing(cam: RealSenseCamera, sim: SoftwareCamera, image: np.ndarray, delay_s: float = 0.05):
@@ -34,7 +33,9 @@ def rendered_frames(n: int, intr: Intrinsics, seed: int = 0) -> list[np.ndarray]
     """``n`` distinct (H, W, 3) uint8 RGB frames: a colour ramp plus noise, different per frame."""
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0, 200, intr.width, dtype=np.float32)[None, :, None]
-    return [np.clip(ramp + rng.integers(0, 56, (intr.height, intr.width, 3)), 0, 255).astype(np.uint8) for _ in range(n)]
+    return [
+        np.clip(ramp + rng.integers(0, 56, (intr.height, intr.width, 3)), 0, 255).astype(np.uint8) for _ in range(n)
+    ]
 
 
 def as_float32(intr: Intrinsics) -> Intrinsics:

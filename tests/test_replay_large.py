@@ -27,7 +27,9 @@ def test_add_and_sample_past_two_to_the_31_elements():
     for row in (ROWS - 2, ROWS - 1):  # the last row's frames start past byte 2^31
         ids = np.array([[row, e] for e in range(NUM_ENVS)], np.float32)
         obs = {"image": _frames(row), "goal": np.zeros((NUM_ENVS, 3), np.float32), "state": ids}
-        buf = add(buf, obs, np.zeros((NUM_ENVS, 3), np.float32), np.zeros(NUM_ENVS, np.float32), np.zeros(NUM_ENVS, bool))
+        buf = add(
+            buf, obs, np.zeros((NUM_ENVS, 3), np.float32), np.zeros(NUM_ENVS, np.float32), np.zeros(NUM_ENVS, bool)
+        )
     assert int(buf.cursor) == 0 and int(buf.size) == 2
 
     batch = jax.device_get(jax.jit(replay.sample, static_argnums=2)(buf, jax.random.PRNGKey(0), 16))

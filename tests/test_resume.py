@@ -76,7 +76,9 @@ def env_steps(rows: list[dict]) -> list[int]:
 
 def train_cli(*args: str, **kwargs):
     """``subprocess.Popen`` of ``python train.py ARGS`` in the repository, output to ``stderr=``."""
-    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.DEVNULL, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.DEVNULL, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,9 @@ def killed_run(tmp_path_factory) -> pathlib.Path:
             deadline = time.monotonic() + START_TIMEOUT_S
             while len(checkpoint_steps(out)) < 2:
                 assert proc.poll() is None, f"train.py exited early ({proc.returncode}): {log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, f"no 2 checkpoints after {START_TIMEOUT_S} s: {log.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, (
+                    f"no 2 checkpoints after {START_TIMEOUT_S} s: {log.read_text()[-2000:]}"
+                )
                 time.sleep(0.1)
         finally:
             proc.send_signal(signal.SIGKILL)
@@ -126,7 +130,9 @@ def corrupt_data(ckpt: pathlib.Path) -> None:
         p.write_bytes(b"damaged")
 
 
-@pytest.mark.parametrize("damage", [None, unfinished_save, corrupt_data], ids=["intact", "unfinished-save", "corrupt-data"])
+@pytest.mark.parametrize(
+    "damage", [None, unfinished_save, corrupt_data], ids=["intact", "unfinished-save", "corrupt-data"]
+)
 def test_sigkill_then_resume_is_exact(killed_run, reference_run, resume_total, tmp_path, damage):
     """After a SIGKILL, ``train.py --resume`` continues from the newest readable checkpoint (the
     previous one when the newest is damaged), losing at most one checkpoint interval of what the
@@ -157,7 +163,9 @@ def test_sigkill_then_resume_is_exact(killed_run, reference_run, resume_total, t
     reference = metrics_rows(reference_run)
     assert env_steps(reference) == env_steps(rows)
     for got, want in zip(rows, reference):
-        assert {k: v for k, v in got.items() if k not in TIMING_COLUMNS} == {k: v for k, v in want.items() if k not in TIMING_COLUMNS}
+        assert {k: v for k, v in got.items() if k not in TIMING_COLUMNS} == {
+            k: v for k, v in want.items() if k not in TIMING_COLUMNS
+        }
     result = json.loads((run / "eval.json").read_text())
     assert result == json.loads((reference_run / "eval.json").read_text())
     _, _, params = runs.load_params(run)
@@ -181,18 +189,32 @@ def test_plot_runs_writes_png_of_figure_size(tmp_path):
     """Two runs, one without ``ee_error``/``success`` columns and with empty cells, and a folder with
     no metrics at all: the PNG is a whole image of the configured size; the table lists every run."""
     n = 30
-    full = write_run(tmp_path / "full", {
-        "env_steps": [8 * (i + 1) for i in range(n)],
-        "wall_s": [0.5 * (i + 1) for i in range(n)],
-        "success": [None if i % 3 else i / n for i in range(n)],
-        "success_loose": [None if i % 3 else min(1.0, 2 * i / n) for i in range(n)],
-        "ee_error": [0.1 / (i + 1) for i in range(n)],
-    }, {"success_2cm": 0.25, "success_5cm": 0.5, "mean_final_distance_m": 0.07, "encoder_ee_error_m": 0.01, "episodes": 4})
-    partial = write_run(tmp_path / "partial", {
-        "env_steps": [8 * (i + 1) for i in range(5)],
-        "wall_s": [1.0 * (i + 1) for i in range(5)],
-        "success_loose": [None, None, 0.0, None, 0.5],
-    }, None)
+    full = write_run(
+        tmp_path / "full",
+        {
+            "env_steps": [8 * (i + 1) for i in range(n)],
+            "wall_s": [0.5 * (i + 1) for i in range(n)],
+            "success": [None if i % 3 else i / n for i in range(n)],
+            "success_loose": [None if i % 3 else min(1.0, 2 * i / n) for i in range(n)],
+            "ee_error": [0.1 / (i + 1) for i in range(n)],
+        },
+        {
+            "success_2cm": 0.25,
+            "success_5cm": 0.5,
+            "mean_final_distance_m": 0.07,
+            "encoder_ee_error_m": 0.01,
+            "episodes": 4,
+        },
+    )
+    partial = write_run(
+        tmp_path / "partial",
+        {
+            "env_steps": [8 * (i + 1) for i in range(5)],
+            "wall_s": [1.0 * (i + 1) for i in range(5)],
+            "success_loose": [None, None, 0.0, None, 0.5],
+        },
+        None,
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     png = compare.plot_runs([full, partial, empty], tmp_path / "curves.png", smooth=4)
@@ -216,7 +238,12 @@ def test_rolling_mean_skips_missing_values():
 
 
 def test_compare_cli_unknown_preset_is_one_line_error():
-    proc = subprocess.run([sys.executable, "-m", "mjx_reach.compare", "--presets", "nope", "--out", os.devnull],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mjx_reach.compare", "--presets", "nope", "--out", os.devnull],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "preset" in proc.stderr and "nope" in proc.stderr

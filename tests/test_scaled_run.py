@@ -30,11 +30,21 @@ def scaled_tiny_config() -> config_lib.Config:
         cfg,
         env=dataclasses.replace(cfg.env, success_threshold_m=0.5, report_threshold_m=0.5),
         agent=dataclasses.replace(cfg.agent, batch_size=8),
-        train=dataclasses.replace(cfg.train, total_env_steps=10 * CHUNK_STEPS, iterations_per_chunk=2, learning_starts=8,
-                                  replay_capacity=64, eval_every_chunks=EVAL_EVERY, eval_envs=NUM_ENVS,
-                                  video_envs=0, target_success=0.25, stop_at_target=True),
-        pretrain=dataclasses.replace(cfg.pretrain, updates=2, updates_per_call=1, dataset_images=NUM_ENVS, eval_images=NUM_ENVS,
-                                     batch_size=4),
+        train=dataclasses.replace(
+            cfg.train,
+            total_env_steps=10 * CHUNK_STEPS,
+            iterations_per_chunk=2,
+            learning_starts=8,
+            replay_capacity=64,
+            eval_every_chunks=EVAL_EVERY,
+            eval_envs=NUM_ENVS,
+            video_envs=0,
+            target_success=0.25,
+            stop_at_target=True,
+        ),
+        pretrain=dataclasses.replace(
+            cfg.pretrain, updates=2, updates_per_call=1, dataset_images=NUM_ENVS, eval_images=NUM_ENVS, batch_size=4
+        ),
     )
 
 
@@ -87,13 +97,19 @@ def test_periodic_eval_rolled_scans_and_stop_at_target(scaled_run):
     assert result["episodes"] == NUM_ENVS and result["env_steps"] == EVAL_EVERY * CHUNK_STEPS
     assert result["target_success"] == 0.25
     assert result["time_to_success_2cm_s"] == pytest.approx(float(last["wall_s"]))
-    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.isdigit()) == [str(EVAL_EVERY * CHUNK_STEPS)]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.isdigit()) == [
+        str(EVAL_EVERY * CHUNK_STEPS)
+    ]
     assert (out / "encoder").is_dir()
 
 
 def test_time_to_success_reads_the_first_eval_row_at_target():
-    rows = [{"wall_s": "1", "eval_success_2cm": ""}, {"wall_s": "2", "eval_success_2cm": "0.5"},
-            {"wall_s": "3", "eval_success_2cm": "0.96"}, {"wall_s": "4", "eval_success_2cm": "0.99"}]
+    rows = [
+        {"wall_s": "1", "eval_success_2cm": ""},
+        {"wall_s": "2", "eval_success_2cm": "0.5"},
+        {"wall_s": "3", "eval_success_2cm": "0.96"},
+        {"wall_s": "4", "eval_success_2cm": "0.99"},
+    ]
     assert training.time_to_success(rows, 0.95) == 3.0
     assert training.time_to_success(rows, 1.0) is None
     assert training.time_to_success([], 0.95) is None

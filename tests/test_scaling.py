@@ -49,7 +49,10 @@ def test_scaled_defaults_follow_the_rule(num_envs):
     assert train_cfg.replay_capacity == rows * n and rows >= 2
     replay_bytes = replay.nbytes(rows, n, config_lib.image_shape(cfg.env), STATE_DIM)
     assert replay_bytes <= config_lib.REPLAY_BUDGET_BYTES
-    assert replay.nbytes(1, 1, config_lib.image_shape(cfg.env), STATE_DIM) <= math.prod(config_lib.image_shape(cfg.env)) + config_lib.TRANSITION_FLOAT_BYTES
+    assert (
+        replay.nbytes(1, 1, config_lib.image_shape(cfg.env), STATE_DIM)
+        <= math.prod(config_lib.image_shape(cfg.env)) + config_lib.TRANSITION_FLOAT_BYTES
+    )
     samples_per_env_step = train_cfg.updates_per_iteration * cfg.agent.batch_size / n
     assert samples_per_env_step >= config_lib.SAMPLES_PER_ENV_STEP
     assert DEFAULT.agent.batch_size < cfg.agent.batch_size <= 1024
@@ -93,13 +96,17 @@ def test_bad_num_envs_is_a_one_line_error(capsys):
 
 
 def test_print_config_prints_the_resolved_config_without_jax():
-    code = "import sys, runpy; sys.argv = ['train.py', '--num-envs', '4096', '--total-steps', '123', '--print-config']\n" \
-           "try:\n    runpy.run_path('train.py', run_name='__main__')\nexcept SystemExit as e:\n    assert e.code == 0\n" \
-           "assert 'jax' not in sys.modules, 'printing the config imported JAX'"
+    code = (
+        "import sys, runpy; sys.argv = ['train.py', '--num-envs', '4096', '--total-steps', '123', '--print-config']\n"
+        "try:\n    runpy.run_path('train.py', run_name='__main__')\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'jax' not in sys.modules, 'printing the config imported JAX'"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     printed = config_lib.from_dict(config_lib.Config, json.loads(out))
     expected = config_lib.scale_to_num_envs(DEFAULT, 4096)
-    assert printed == config_lib.Config(**{**expected.__dict__, "train": config_lib.TrainConfig(**{**expected.train.__dict__, "total_env_steps": 123})})
+    assert printed == config_lib.Config(
+        **{**expected.__dict__, "train": config_lib.TrainConfig(**{**expected.train.__dict__, "total_env_steps": 123})}
+    )
 
 
 def test_buffers_that_do_not_fit_are_refused_with_estimate_free_and_field():
@@ -115,7 +122,9 @@ def test_training_refuses_a_huge_replay_before_building_anything(tmp_path):
     from mjx_reach import training
 
     cfg = config_lib.Config(num_envs=4, train=config_lib.TrainConfig(replay_capacity=10**9))
-    with pytest.raises(memory.DoesNotFitError, match=r"^train\.replay_capacity: .* GB .* GB free; lower train\.replay_capacity"):
+    with pytest.raises(
+        memory.DoesNotFitError, match=r"^train\.replay_capacity: .* GB .* GB free; lower train\.replay_capacity"
+    ):
         training.run(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

@@ -35,7 +35,10 @@ def imports(path: pathlib.Path, known: set[str], module_level_only: bool = False
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            found |= {f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module for alias in node.names}
+            found |= {
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                for alias in node.names
+            }
     return {name for name in found if name in known}
 
 
@@ -49,7 +52,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -94,7 +97,9 @@ def test_numpy_only_modules_import_no_jax_mujoco_or_other_library_modules():
         tree = ast.parse(files[name].read_text())
         roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        assert not roots & {"jax", "mujoco", "flax", "warp"}, f"{name} imports {sorted(roots & {'jax', 'mujoco', 'flax', 'warp'})}"
+        assert not roots & {"jax", "mujoco", "flax", "warp"}, (
+            f"{name} imports {sorted(roots & {'jax', 'mujoco', 'flax', 'warp'})}"
+        )
         assert imports(files[name], set(files)) <= DEPLOY_MAY_IMPORT, f"{name} imports other library modules"
 
 
@@ -115,7 +120,9 @@ def test_public_functions_have_type_hints():
     for name, path in module_files().items():
         for qualname, fn in public_functions(ast.parse(path.read_text())):
             args = [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg, fn.args.kwarg]
-            unannotated = [a.arg for a in args if a is not None and a.annotation is None and a.arg not in ("self", "cls")]
+            unannotated = [
+                a.arg for a in args if a is not None and a.annotation is None and a.arg not in ("self", "cls")
+            ]
             if unannotated or fn.returns is None:
                 missing.append(f"{name}.{qualname}({', '.join(unannotated)}){'' if fn.returns else ' -> ?'}")
     assert not missing, f"{len(missing)} public functions without full type hints: " + "; ".join(missing)

@@ -24,7 +24,9 @@ def agent_and_batch():
     for _ in range(8):
         state = rng.uniform(-0.5, 0.5, (4, 20)).astype(np.float32)
         obs = {"image": rng.integers(0, 255, (4, *IMAGE_SHAPE), dtype=np.uint8), "goal": state[:, 3:6], "state": state}
-        buf = replay.add(buf, obs, rng.uniform(-1, 1, (4, 3)).astype(np.float32), -np.abs(state[:, 0]), np.zeros(4, bool))
+        buf = replay.add(
+            buf, obs, rng.uniform(-1, 1, (4, 3)).astype(np.float32), -np.abs(state[:, 0]), np.zeros(4, bool)
+        )
     return agent, replay.sample(buf, jax.random.PRNGKey(0), 16)
 
 
@@ -37,7 +39,10 @@ def test_update_shapes_and_finite(agent_and_batch):
     for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params)):
         assert a.shape == b.shape and bool(jnp.all(jnp.isfinite(a)))
     assert all(np.isfinite(float(v)) for v in info.values())
-    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new.target_params), jax.tree.leaves(state.target_params))]
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(new.target_params), jax.tree.leaves(state.target_params))
+    ]
     assert any(changed), "Polyak averaging should move the targets"
 
 
@@ -79,9 +84,17 @@ def tiny_config(total: int) -> config_lib.Config:
     return dataclasses.replace(
         cfg,
         agent=dataclasses.replace(cfg.agent, batch_size=16),
-        train=dataclasses.replace(cfg.train, total_env_steps=total, iterations_per_chunk=2, learning_starts=8,
-                                  replay_capacity=64, checkpoint_every_chunks=1, eval_envs=4, video_envs=0,
-                                  pretrain_encoder=False),
+        train=dataclasses.replace(
+            cfg.train,
+            total_env_steps=total,
+            iterations_per_chunk=2,
+            learning_starts=8,
+            replay_capacity=64,
+            checkpoint_every_chunks=1,
+            eval_envs=4,
+            video_envs=0,
+            pretrain_encoder=False,
+        ),
     )
 
 

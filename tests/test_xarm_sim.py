@@ -17,8 +17,8 @@ from xarm.wrapper import XArmAPI
 from deploy import loop, safety
 from deploy.arm import XArm
 from deploy.camera import RealSenseCamera
-from mjx_reach.standins import xarm_sim
 from mjx_reach.camera import Intrinsics
+from mjx_reach.standins import xarm_sim
 from mjx_reach.standins.realsense_sim import SoftwareCamera
 
 SPEED_MM_S = 200.0
@@ -91,8 +91,19 @@ def test_a_20_mm_move_in_x_moves_the_tcp_20_mm_in_x(controller, arm):
     code, start = arm.get_position()
     assert code == 0
     began = time.monotonic()
-    assert arm.set_position(x=start[0] + 20, y=start[1], z=start[2], roll=start[3], pitch=start[4], yaw=start[5],
-                            speed=SPEED_MM_S, wait=True) == 0
+    assert (
+        arm.set_position(
+            x=start[0] + 20,
+            y=start[1],
+            z=start[2],
+            roll=start[3],
+            pitch=start[4],
+            yaw=start[5],
+            speed=SPEED_MM_S,
+            wait=True,
+        )
+        == 0
+    )
     assert time.monotonic() - began >= 20 / SPEED_MM_S  # motion simulated at the commanded speed
     code, end = arm.get_position()
     assert code == 0
@@ -264,7 +275,9 @@ def run_loop(arm, policy, goals, max_steps: int = 6):
     view = types.SimpleNamespace(check=lambda tcp, what: None)  # the view guard is not under test here
     options = loop.Options(max_steps=max_steps)
     with tempfile.TemporaryDirectory() as logs:
-        return loop.run(policy, StreamingCamera(), arm, goals, limits, view, options, pathlib.Path(logs), say=lambda _: None)
+        return loop.run(
+            policy, StreamingCamera(), arm, goals, limits, view, options, pathlib.Path(logs), say=lambda _: None
+        )
 
 
 def test_deploy_loop_moves_in_metres_and_never_sends_a_target_outside_the_box(bench):
@@ -288,11 +301,14 @@ def test_deploy_loop_refuses_a_goal_outside_the_box_before_commanding(bench):
     assert controller.moves() == []
 
 
-@pytest.mark.parametrize("fault, expected, stop_sent", [
-    (lambda ctl: ctl.inject_error(22), "error code 22", True),
-    (lambda ctl: ctl.press_emergency_stop(), "error code 1", True),
-    (lambda ctl: ctl.drop_connections(), "connection", False),
-])
+@pytest.mark.parametrize(
+    "fault, expected, stop_sent",
+    [
+        (lambda ctl: ctl.inject_error(22), "error code 22", True),
+        (lambda ctl: ctl.press_emergency_stop(), "error code 1", True),
+        (lambda ctl: ctl.drop_connections(), "connection", False),
+    ],
+)
 def test_deploy_loop_stops_with_the_cause_of_a_controller_fault(bench, fault, expected, stop_sent):
     controller, arm = bench
 

@@ -22,11 +22,11 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-from mjx_reach.contract import ArmError
 from mjx_reach import camera as camera_model
 from mjx_reach import randomize, render
 from mjx_reach import scene as scene_lib
 from mjx_reach.config import CameraConfig, EnvConfig
+from mjx_reach.contract import ArmError
 
 FRAME_HW = (480, 640)
 """Rendered frame (height, width), pixels (a RealSense D435 colour stream)."""
@@ -40,8 +40,14 @@ IK_TOLERANCE = 1e-6
 """IK stops when position (m) and rotation (rad) errors are below this."""
 
 
-def add_marker(spec: mujoco.MjSpec, bits: np.ndarray, size_m: float, body: str = MARKER_BODY, pos: np.ndarray = MARKER_POS,
-               xmat: np.ndarray = MARKER_XMAT) -> None:
+def add_marker(
+    spec: mujoco.MjSpec,
+    bits: np.ndarray,
+    size_m: float,
+    body: str = MARKER_BODY,
+    pos: np.ndarray = MARKER_POS,
+    xmat: np.ndarray = MARKER_XMAT,
+) -> None:
     """Attach a square marker to ``body`` of ``spec`` at ``pos`` (m) and rotation ``xmat`` (marker to
     body): its cells ``bits`` (n, n) bool (True = white, row 0 at the top, the black border included;
     ``deploy.calibrate.MarkerSpec.bits``) over ``size_m`` metres, as a white plate with a one-cell
@@ -54,8 +60,17 @@ def add_marker(spec: mujoco.MjSpec, bits: np.ndarray, size_m: float, body: str =
     parent = spec.body(body)
 
     def box(name, centre_m, half_m, rgba):
-        parent.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=list(np.asarray(pos) + rot @ centre_m), quat=list(quat),
-                        size=list(half_m), rgba=rgba, contype=0, conaffinity=0, group=0)
+        parent.add_geom(
+            name=name,
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            pos=list(np.asarray(pos) + rot @ centre_m),
+            quat=list(quat),
+            size=list(half_m),
+            rgba=rgba,
+            contype=0,
+            conaffinity=0,
+            group=0,
+        )
 
     half_plate = (cells + 2) * cell / 2.0
     box("aruco_plate", np.array([0.0, 0.0, -0.001]), [half_plate, half_plate, 0.001], [0.95, 0.95, 0.95, 1.0])
@@ -73,7 +88,9 @@ def add_marker(spec: mujoco.MjSpec, bits: np.ndarray, size_m: float, body: str =
             col = end
 
 
-def random_true_camera(rng: np.random.Generator, base: CameraConfig, pos_m: float = 0.05, rot_deg: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+def random_true_camera(
+    rng: np.random.Generator, base: CameraConfig, pos_m: float = 0.05, rot_deg: float = 4.0
+) -> tuple[np.ndarray, np.ndarray]:
     """A camera pose near ``base``: position (3,) m offset uniformly by up to ``pos_m`` per axis and
     rotation (3, 3) turned by up to ``rot_deg`` about each camera axis (roll included)."""
     pos = np.asarray(base.pos, np.float64) + rng.uniform(-pos_m, pos_m, 3)
@@ -92,8 +109,16 @@ class CalibrationTwin:
       seed: seed of the pixel noise.
     """
 
-    def __init__(self, env: EnvConfig, cam_pos: np.ndarray, cam_xmat: np.ndarray, marker_bits: np.ndarray, marker_size_m: float,
-                 pixel_noise: float = 3.0, seed: int = 0):
+    def __init__(
+        self,
+        env: EnvConfig,
+        cam_pos: np.ndarray,
+        cam_xmat: np.ndarray,
+        marker_bits: np.ndarray,
+        marker_size_m: float,
+        pixel_noise: float = 3.0,
+        seed: int = 0,
+    ):
         spec = scene_lib.build_spec(env)
         add_marker(spec, marker_bits, marker_size_m)
         self.mj_model = mjm = spec.compile()
@@ -145,19 +170,28 @@ class CalibrationTwin:
         pose's, gripper pointing down) and set the joints; ``ArmError`` if it is not reachable."""
         self.check()
         target = np.asarray(target, np.float64)
-        rotation = np.asarray(scene_lib.tcp_pose(self.mj_model, scene_lib.HOME_QPOS)[1] if rotation is None else rotation, np.float64)
+        rotation = np.asarray(
+            scene_lib.tcp_pose(self.mj_model, scene_lib.HOME_QPOS)[1] if rotation is None else rotation, np.float64
+        )
         m, d = self.mj_model, self.mj_data
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
         self.set_joints(scene_lib.HOME_QPOS)  # the controller's IK, not the path: start from home every time
         for _ in range(IK_ITERATIONS):
-            err = np.concatenate([target - d.site_xpos[self.site], camera_model.xmat_to_rotvec(rotation @ d.site_xmat[self.site].reshape(3, 3).T)])
+            err = np.concatenate(
+                [
+                    target - d.site_xpos[self.site],
+                    camera_model.xmat_to_rotvec(rotation @ d.site_xmat[self.site].reshape(3, 3).T),
+                ]
+            )
             if np.max(np.abs(err)) < IK_TOLERANCE:
                 return
             mujoco.mj_jacSite(m, d, jacp, jacr, self.site)
             jac = np.concatenate([jacp, jacr])[:, self.dofadr]
             dq = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), err)
             self.set_joints(np.clip(d.qpos[self.qposadr] + dq, self.ranges[:, 0], self.ranges[:, 1]))
-        raise ArmError(f"calibration twin: pose {np.round(target, 3).tolist()} m not reachable (IK error {np.max(np.abs(err)):.1e})")
+        raise ArmError(
+            f"calibration twin: pose {np.round(target, 3).tolist()} m not reachable (IK error {np.max(np.abs(err)):.1e})"
+        )
 
     def stop(self) -> None:
         self.stopped = True
@@ -169,7 +203,9 @@ class CalibrationTwin:
     def read(self) -> tuple[np.ndarray, camera_model.Intrinsics]:
         frame = self.renderer.render(self.mj_data.qpos[self.qposadr], self.cam_pos, self.cam_xmat)
         if self.pixel_noise > 0:
-            frame = np.clip(np.rint(frame + self.rng.normal(0.0, self.pixel_noise, frame.shape)), 0, 255).astype(np.uint8)
+            frame = np.clip(np.rint(frame + self.rng.normal(0.0, self.pixel_noise, frame.shape)), 0, 255).astype(
+                np.uint8
+            )
         return frame, self.intrinsics
 
 
@@ -179,7 +215,14 @@ class ArmRenderer:
     ``camera_id`` (its field of view) with the nominal (un-randomized) look; C is 3, or 4 with a
     depth channel over ``depth_range_m`` (``render.Camera``)."""
 
-    def __init__(self, mj_model: mujoco.MjModel, camera_id: int, image_hw=FRAME_HW, geom_groups=scene_lib.POLICY_GROUPS, depth_range_m=None):
+    def __init__(
+        self,
+        mj_model: mujoco.MjModel,
+        camera_id: int,
+        image_hw=FRAME_HW,
+        geom_groups=scene_lib.POLICY_GROUPS,
+        depth_range_m=None,
+    ):
         mx = mjx.put_model(mj_model, impl="warp")
         camera = render.Camera(mj_model, 1, [camera_id], image_hw, geom_groups, depth_range_m=depth_range_m)
         nominal = randomize.nominal(types.SimpleNamespace(mj_model=mj_model))  # reads only the model
@@ -188,7 +231,10 @@ class ArmRenderer:
 
         def one(qpos, cam_pos, cam_xmat):
             d = mjx.kinematics(mx, data0.replace(qpos=data0.qpos.at[qposadr].set(qpos)))
-            params = nominal.replace(cam_xpos=nominal.cam_xpos.at[camera_id].set(cam_pos), cam_xmat=nominal.cam_xmat.at[camera_id].set(cam_xmat))
+            params = nominal.replace(
+                cam_xpos=nominal.cam_xpos.at[camera_id].set(cam_pos),
+                cam_xmat=nominal.cam_xmat.at[camera_id].set(cam_xmat),
+            )
             return camera.render(*randomize.apply(mx, d, params))[0]
 
         self._render = jax.jit(jax.vmap(one))
@@ -196,4 +242,3 @@ class ArmRenderer:
     def render(self, qpos: np.ndarray, cam_pos: np.ndarray, cam_xmat: np.ndarray) -> np.ndarray:
         args = (jnp.asarray(v, jnp.float32)[None] for v in (qpos, cam_pos, cam_xmat))
         return np.asarray(self._render(*args)[0])
-

@@ -27,7 +27,13 @@ class SoftwareCamera:
         self.sensor = self.device.add_sensor("RGB Camera")
         stream = rs.video_stream()
         stream.type, stream.index, stream.uid = rs.stream.color, 0, 0
-        stream.width, stream.height, stream.fps, stream.bpp, stream.fmt = intr.width, intr.height, fps, 3, rs.format.rgb8
+        stream.width, stream.height, stream.fps, stream.bpp, stream.fmt = (
+            intr.width,
+            intr.height,
+            fps,
+            3,
+            rs.format.rgb8,
+        )
         stream.intrinsics = rs.intrinsics()
         for name in ("width", "height", "fx", "fy", "ppx", "ppy"):
             setattr(stream.intrinsics, name, getattr(intr, name))

@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from mujoco import mjx
 
-from mjx_reach.contract import ArmError, CameraError, DeployError
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
 from mjx_reach import randomize, render
 from mjx_reach import scene as scene_lib
+from mjx_reach.contract import ArmError, CameraError, DeployError
 from mjx_reach.env import ReachEnv
 
 FRAME_HW = (480, 640)
@@ -58,7 +58,9 @@ class TwinWorld:
         try:
             cfg = config_lib.from_dict(config_lib.Config, raw["config"])
         except (KeyError, TypeError, ValueError) as e:
-            raise DeployError(f"--twin: the model's metadata holds no usable training config ({type(e).__name__}: {e})") from None
+            raise DeployError(
+                f"--twin: the model's metadata holds no usable training config ({type(e).__name__}: {e})"
+            ) from None
         return cls(cfg, frame_hw)
 
     def tcp(self) -> np.ndarray:

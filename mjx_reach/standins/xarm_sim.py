@@ -55,9 +55,20 @@ SOCKET_TIMEOUT_S = 1.0
 
 # Register ids of the controller protocol (the SDK's ``XCONF.UxbusReg``).
 REGISTERS = {
-    1: "GET_VERSION", 2: "GET_ROBOT_SN", 11: "MOTION_EN", 12: "SET_STATE", 13: "GET_STATE",
-    14: "GET_CMDNUM", 15: "GET_ERROR", 16: "CLEAN_ERR", 17: "CLEAN_WAR", 19: "SET_MODE",
-    21: "MOVE_LINE", 41: "GET_TCP_POSE", 42: "GET_JOINT_POS", 254: "SET_FEEDBACK_TYPE",
+    1: "GET_VERSION",
+    2: "GET_ROBOT_SN",
+    11: "MOTION_EN",
+    12: "SET_STATE",
+    13: "GET_STATE",
+    14: "GET_CMDNUM",
+    15: "GET_ERROR",
+    16: "CLEAN_ERR",
+    17: "CLEAN_WAR",
+    19: "SET_MODE",
+    21: "MOVE_LINE",
+    41: "GET_TCP_POSE",
+    42: "GET_JOINT_POS",
+    254: "SET_FEEDBACK_TYPE",
 }
 
 # Arm states as the SDK reports them.
@@ -175,8 +186,14 @@ class SimController:
     enables the motors, sets mode 0 and state 0.
     """
 
-    def __init__(self, host: str = "127.0.0.1", control_port: int = CONTROL_PORT, arm: ArmModel | None = None,
-                 report_period_s: float = 0.05, tcp_offset=(0, 0, 0, 0, 0, 0)):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        control_port: int = CONTROL_PORT,
+        arm: ArmModel | None = None,
+        report_period_s: float = 0.05,
+        tcp_offset=(0, 0, 0, 0, 0, 0),
+    ):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the simulated xArm serves loopback addresses only, not {host}")
         self.host = host
@@ -371,7 +388,9 @@ class SimController:
             return  # the SDK's optional heartbeat (protocol 1) needs no answer
         name = REGISTERS.get(register, f"REGISTER_{register}")
         handler = getattr(self, f"_on_{name.lower()}", None)
-        values = struct.unpack(f"<{len(params) // 4}f", params[: len(params) // 4 * 4]) if register == 21 else tuple(params)
+        values = (
+            struct.unpack(f"<{len(params) // 4}f", params[: len(params) // 4 * 4]) if register == 21 else tuple(params)
+        )
         self._record(register, name, values)
         status, data = (_INVALID_BIT, b"") if handler is None else handler(client, params, trans_id, protocol)
         status |= (_ERROR_BIT if self.error_code else 0) | (_WARN_BIT if self.warn_code else 0)
