@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.metadata
 import json
 import math
 import os
@@ -151,17 +150,16 @@ def env_measurements(args, work: pathlib.Path) -> tuple[str, list[dict]]:
         usage = measure(f"env_throughput --num-envs {n}", cmd, work / f"env_{n}.log", args.poll_s)
         record = json.loads(out.read_text())
         device = record["device"]
-        rows += [
-            r
-            | {
-                "peak_device_bytes": record["peak_device_bytes"],
-                "wall_s": usage["wall_s"],
-                "host_peak_rss_bytes": usage["host_peak_rss_bytes"],
-                "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"],
-            }
-            for r in record["results"]
-        ]
+        rows += rows_with_usage(record, usage)
     return device, rows
+
+
+def rows_with_usage(record: dict, usage: dict) -> list[dict]:
+    """The result rows of a measurement's JSON ``record``, each with the process's peak memory and
+    wall time (``measure``'s ``usage``)."""
+    extra = {"peak_device_bytes": record["peak_device_bytes"]}
+    extra |= {k: usage[k] for k in ("wall_s", "host_peak_rss_bytes", "gpu_used_peak_bytes")}
+    return [r | extra for r in record["results"]]
 
 
 def update_measurements(args, work: pathlib.Path) -> list[dict]:
@@ -179,17 +177,7 @@ def update_measurements(args, work: pathlib.Path) -> list[dict]:
             str(out),
         ]
         usage = measure(f"update_step --batch-size {b}", cmd, work / f"update_{b}.log", args.poll_s)
-        record = json.loads(out.read_text())
-        rows += [
-            r
-            | {
-                "peak_device_bytes": record["peak_device_bytes"],
-                "wall_s": usage["wall_s"],
-                "host_peak_rss_bytes": usage["host_peak_rss_bytes"],
-                "gpu_used_peak_bytes": usage["gpu_used_peak_bytes"],
-            }
-            for r in record["results"]
-        ]
+        rows += rows_with_usage(json.loads(out.read_text()), usage)
     return rows
 
 
@@ -271,13 +259,10 @@ def train_measurement(args, work: pathlib.Path) -> dict:
 
 
 def versions() -> dict:
-    found = {"python": sys.version.split()[0]}
-    for name in VERSIONED:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    """Python's and the measured stack's package versions (None: not installed)."""
+    from mjx_reach import export
+
+    return {"python": sys.version.split()[0]} | export.versions(VERSIONED)
 
 
 def _gb(value) -> str:

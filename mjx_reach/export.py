@@ -60,10 +60,11 @@ def tcp_geometry(mjm: mujoco.MjModel) -> dict:
     return {"offset_m": tcp.tolist(), "flange_xmat": rot.tolist()}
 
 
-def versions() -> dict:
-    """Installed versions of the packages the exported model depends on."""
+def versions(names: tuple[str, ...] = _VERSIONED) -> dict:
+    """Installed versions of packages ``names`` (default: those the exported model depends on;
+    None for one not installed)."""
     out = {}
-    for name in _VERSIONED:
+    for name in names:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -87,33 +87,16 @@ def build_spec(env: EnvConfig) -> mujoco.MjSpec:
     spec.body("link_base").pos = [0.0, 0.0, 0.0]
 
     world = spec.worldbody
-    world.add_geom(
-        name="table",
-        type=mujoco.mjtGeom.mjGEOM_BOX,
-        size=[0.6, 0.75, 0.02],
-        pos=[0.35, 0.0, -0.02],
-        rgba=list(TABLE_RGBA),
-        contype=0,
-        conaffinity=0,
-    )
-    world.add_geom(
-        name="floor",
-        type=mujoco.mjtGeom.mjGEOM_BOX,
-        size=[3.0, 3.0, 0.01],
-        pos=[0.0, 0.0, -0.76],
-        rgba=list(FLOOR_RGBA),
-        contype=0,
-        conaffinity=0,
-    )
-    world.add_geom(
-        name="background",
-        type=mujoco.mjtGeom.mjGEOM_BOX,
-        size=[3.0, 0.01, 2.0],
-        pos=[0.3, 1.0, 0.5],
-        rgba=list(BACKGROUND_RGBA),
-        contype=0,
-        conaffinity=0,
-    )
+    # (name, half sizes, centre, colour) of the static boxes: table top, floor, plain background, metres.
+    boxes = [
+        ("table", [0.6, 0.75, 0.02], [0.35, 0.0, -0.02], TABLE_RGBA),
+        ("floor", [3.0, 3.0, 0.01], [0.0, 0.0, -0.76], FLOOR_RGBA),
+        ("background", [3.0, 0.01, 2.0], [0.3, 1.0, 0.5], BACKGROUND_RGBA),
+    ]
+    for name, size, pos, rgba in boxes:
+        world.add_geom(
+            name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=size, pos=pos, rgba=list(rgba), contype=0, conaffinity=0
+        )
 
     marker = world.add_body(name="goal_marker", mocap=True, pos=[0.4, 0.0, 0.2])
     marker.add_geom(
