@@ -34,7 +34,6 @@ overrides it.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -203,7 +202,7 @@ def train_flags(args) -> list[str]:
 
 def train_measurement(args, work: pathlib.Path) -> dict:
     # imported here, after the env/update subprocesses: the suite itself never uses a device
-    from mjx_reach import training
+    from mjx_reach import runs, training
 
     run = work / "train"
     flags = train_flags(args)
@@ -214,7 +213,7 @@ def train_measurement(args, work: pathlib.Path) -> dict:
         args.poll_s,
         args.time_cap_s,
     )
-    rows = list(csv.DictReader((run / "metrics.csv").open())) if (run / "metrics.csv").exists() else []
+    rows = runs.read_rows(run)
     if not rows:
         raise SuiteError(f"train.py logged no chunk within {args.time_cap_s:.0f} s (log: {work / 'train.log'})")
     cfg = json.loads((run / "config.json").read_text())
@@ -377,10 +376,10 @@ def main(argv: list[str]) -> int:
     except SuiteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    from mjx_reach import runs
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(path.name + ".tmp")
-    tmp_path.write_text(json.dumps(record, indent=2))
-    os.replace(tmp_path, path)
+    runs.atomic_write(path, json.dumps(record, indent=2))
     print(markdown(record))
     print(f"\nrecord: {path}")
     return 0

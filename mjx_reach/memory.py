@@ -38,7 +38,7 @@ def render_bytes(env: config_lib.EnvConfig, num_envs: int) -> int:
 
 def training_bytes(cfg: config_lib.Config) -> dict[str, int]:
     """Bytes of the training run's buffers: ``replay`` and ``render`` (training and evaluation worlds)."""
-    rows = max(2, cfg.train.replay_capacity // cfg.num_envs)
+    rows = replay.rows_for(cfg.train.replay_capacity, cfg.num_envs)
     render = render_bytes(cfg.env, cfg.num_envs)
     if cfg.train.eval_envs != cfg.num_envs:
         render += render_bytes(cfg.env, cfg.train.eval_envs)

@@ -108,15 +108,13 @@ def load_params(run_dir: str | os.PathLike) -> tuple[config_lib.Config, ddpg.Age
 
 
 class Checkpoints:
-    """The run's ``checkpoints/`` folder: each checkpoint holds the whole training state as its
-    non-empty leaves by position (item ``train``; orbax cannot save zero-size arrays, which MJX
-    ``Data`` has) and the network parameters as their own item ``params`` (what ``load_params``
-    reads). ``strip(state)`` gives the part of the state that is saved (e.g. without a replay too big
-    to checkpoint); what it drops is taken back from the template on restore."""
+    """The run's ``checkpoints/`` folder: each checkpoint holds a training state (any pytree; the
+    caller leaves out what it does not want saved) as its non-empty leaves by position (item
+    ``train``; orbax cannot save zero-size arrays, which MJX ``Data`` has) and the network
+    parameters as their own item ``params`` (what ``load_params`` reads)."""
 
-    def __init__(self, run_dir: str | os.PathLike, strip=lambda state: state, max_to_keep: int = 2):
+    def __init__(self, run_dir: str | os.PathLike, max_to_keep: int = 2):
         self.directory = (pathlib.Path(run_dir) / "checkpoints").resolve()
-        self.strip = strip
         self.manager = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep)
         )
@@ -125,8 +123,9 @@ class Checkpoints:
         """Env step of the newest checkpoint, or None."""
         return self.manager.latest_step()
 
-    def _leaves(self, state) -> dict:
-        return {f"leaf_{i:05d}": x for i, x in enumerate(jax.tree.leaves(self.strip(state))) if x.size}
+    @staticmethod
+    def _leaves(state: PyTree) -> dict:
+        return {f"leaf_{i:05d}": x for i, x in enumerate(jax.tree.leaves(state)) if x.size}
 
     def save(self, step: int, state: PyTree, params: PyTree) -> None:
         """Checkpoint ``state`` and ``params`` at env step ``step`` (once per step) and wait for it."""
@@ -161,34 +160,27 @@ class Checkpoints:
             return self._unflatten(template, saved["train"])
         raise TrainingError(f"--resume: no readable checkpoint in {self.directory}")
 
-    def _unflatten(self, template, saved: dict):
-        """Inverse of ``_leaves``: ``template`` with the saved leaves put back (what ``strip``
-        dropped stays the template's)."""
-        base = self.strip(template)
-        leaves, treedef = jax.tree.flatten(base)
-        restored = treedef.unflatten([saved.get(f"leaf_{i:05d}", x) for i, x in enumerate(leaves)])
-        return restored if base is template else _refill(template, restored)
-
-
-def _refill(template, restored):
-    """``restored`` with the fields that are None in it (dropped by ``strip``) taken from ``template``."""
-    missing = {f: getattr(template, f) for f in template.__dataclass_fields__ if getattr(restored, f) is None}
-    return restored.replace(**missing)
+    @staticmethod
+    def _unflatten(template: PyTree, saved: dict) -> PyTree:
+        """Inverse of ``_leaves``: ``template`` with the saved leaves put back (zero-size leaves stay
+        the template's)."""
+        leaves, treedef = jax.tree.flatten(template)
+        return treedef.unflatten([saved.get(f"leaf_{i:05d}", x) for i, x in enumerate(leaves)])
 
 
 def read_metrics(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """Columns of ``run_dir/metrics.csv`` as float arrays (one entry per chunk; empty cells, i.e.
     values a chunk did not have, are NaN); ``{}`` when the file is missing."""
-    path = pathlib.Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        return {}
-    rows = _parse_rows(path.read_text())
+    rows = read_rows(run_dir)
     fields = rows[0].keys() if rows else ()
     return {k: np.array([float(r[k]) if r.get(k) else np.nan for r in rows]) for k in fields}
 
 
-def _parse_rows(text: str) -> list[dict[str, str]]:
-    """The rows of a metrics CSV; a last line cut short by a kill (no newline yet) is dropped."""
+def read_rows(run_dir: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of ``run_dir/metrics.csv`` as written (strings; ``[]`` when the file is missing); a
+    last line cut short by a kill (no newline yet) is dropped."""
+    path = pathlib.Path(run_dir) / "metrics.csv"
+    text = path.read_text() if path.exists() else ""
     return list(csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1])))
 
 
@@ -199,8 +191,8 @@ class MetricsLog:
 
     def __init__(self, run_dir: str | os.PathLike, resume_from_step: int | None = None):
         self.path = pathlib.Path(run_dir) / "metrics.csv"
-        text = self.path.read_text() if resume_from_step is not None and self.path.exists() else ""
-        self.rows = [r for r in _parse_rows(text) if float(r["env_steps"]) <= resume_from_step]
+        rows = read_rows(run_dir) if resume_from_step is not None else []
+        self.rows = [r for r in rows if float(r["env_steps"]) <= resume_from_step]
         self.fields: list[str] = sorted({k for r in self.rows for k in r})
         self._rewrite()
 

@@ -48,7 +48,7 @@ class Trainer:
         self.cfg = config_lib.validate(cfg)
         self.env = ReachEnv(cfg, cfg.num_envs)
         self.agent = ddpg.Agent(cfg, self.env.image_shape)
-        self.rows = max(2, cfg.train.replay_capacity // cfg.num_envs)
+        self.rows = replay.rows_for(cfg.train.replay_capacity, cfg.num_envs)
         self._collect = jax.jit(self._collect_scan, donate_argnums=0)
         self._learn = jax.jit(self._learn_scan, donate_argnums=0)
 
@@ -150,12 +150,12 @@ def time_to_success(rows: list[dict], target: float) -> float | None:
     )
 
 
-def _without_big_replay(trainer: Trainer):
-    """What a checkpoint holds of a ``TrainState``: all of it, or without the replay (``replay=None``)
-    when the replay is bigger than ``train.replay_in_checkpoint_max_gb``."""
+def _replay_in_checkpoint(trainer: Trainer) -> bool:
+    """Whether checkpoints hold the replay: only up to ``train.replay_in_checkpoint_max_gb`` (a
+    bigger one is refilled with fresh env steps after a resume)."""
     cfg = trainer.cfg
     size_gb = replay.nbytes(trainer.rows, cfg.num_envs, trainer.env.image_shape, STATE_DIM) / 1e9
-    return (lambda ts: ts) if size_gb <= cfg.train.replay_in_checkpoint_max_gb else (lambda ts: ts.replace(replay=None))
+    return size_gb <= cfg.train.replay_in_checkpoint_max_gb
 
 
 def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True) -> dict:
@@ -191,9 +191,15 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
 
     trainer = Trainer(cfg)
     ts = trainer.init()
-    checkpoints = runs.Checkpoints(out, strip=_without_big_replay(trainer))
+    checkpoints = runs.Checkpoints(out)
+    keep_replay = _replay_in_checkpoint(trainer)
+
+    def saved(ts: TrainState) -> TrainState:
+        return ts if keep_replay else ts.replace(replay=None)
+
     if resume:
-        ts = checkpoints.restore_latest(ts)
+        restored = checkpoints.restore_latest(saved(ts))
+        ts = restored if keep_replay else restored.replace(replay=ts.replay)
 
     evaluator = evaluate.Evaluator(
         cfg, evaluate.agent_policy(trainer.agent), oracle=evaluate.oracle_policy(trainer.agent)
@@ -205,7 +211,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     handlers = {sig: signal.signal(sig, lambda s, _f: stop.update(signal=s)) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def save(ts):
-        checkpoints.save(int(ts.env_steps), ts, ts.agent.params)
+        checkpoints.save(int(ts.env_steps), saved(ts), ts.agent.params)
 
     total = cfg.train.total_env_steps
     per_chunk = cfg.num_envs * cfg.train.iterations_per_chunk
