@@ -467,9 +467,7 @@ class CalibrationLog:
         arrays["frames"] = arrays["frames"].astype(np.uint8)
         arrays |= {
             "detected": self.detected(),
-            "intrinsics": np.asarray(
-                [] if intr is None else [intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy]
-            ),
+            "intrinsics": np.zeros(0) if intr is None else intr.to_array(),
         }
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)

@@ -101,9 +101,7 @@ class EpisodeLog:
         arrays |= {
             "goal": self.goal,
             "raw_frames": np.asarray(self.frames, np.uint8),
-            "intrinsics": np.asarray(
-                [] if intr is None else [intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy]
-            ),
+            "intrinsics": np.zeros(0) if intr is None else intr.to_array(),
             "ended_by": np.asarray(self.ended_by),
         }
         tmp = stem.with_name(stem.name + ".tmp.npz")

@@ -99,9 +99,7 @@ def align(
 ) -> tuple[list[np.ndarray], list[float]]:
     """Overlays (N, H, W, 3) and edge-overlap scores of each frame of a calibration ``log``
     (``deploy.calibrate.load_log``) with the bench's camera."""
-    intr = camera_model.Intrinsics(
-        int(log["intrinsics"][0]), int(log["intrinsics"][1]), *map(float, log["intrinsics"][2:])
-    )
+    intr = camera_model.Intrinsics.from_array(log["intrinsics"])
     renderer = renderer or SilhouetteRenderer(intr)
     cam_pos, cam_xmat = bench_camera(bench_path)
     images, scores = [], []

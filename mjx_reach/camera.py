@@ -153,6 +153,16 @@ class Intrinsics:
     ppx: float
     ppy: float
 
+    def to_array(self) -> np.ndarray:
+        """(6,) ``[width, height, fx, fy, ppx, ppy]``: how logs store intrinsics."""
+        return np.asarray([self.width, self.height, self.fx, self.fy, self.ppx, self.ppy], np.float64)
+
+    @classmethod
+    def from_array(cls, values: ArrayLike) -> Intrinsics:
+        """Inverse of ``to_array``."""
+        width, height, fx, fy, ppx, ppy = np.asarray(values, np.float64)
+        return cls(int(width), int(height), float(fx), float(fy), float(ppx), float(ppy))
+
 
 D435_COLOUR = Intrinsics(width=640, height=480, fx=615.0923, fy=614.7487, ppx=321.3115, ppy=239.6064)
 """Colour intrinsics as an Intel RealSense D435 reports them at 640x480 (one unit's factory
