@@ -27,6 +27,7 @@ from mjx_reach import randomize, render
 from mjx_reach import scene as scene_lib
 from mjx_reach.config import CameraConfig, EnvConfig
 from mjx_reach.contract import ArmError
+from mjx_reach.standins.controller import SimulatedController
 
 FRAME_HW = (480, 640)
 """Rendered frame (height, width), pixels (a RealSense D435 colour stream)."""
@@ -98,7 +99,7 @@ def random_true_camera(
     return pos, camera_model.camera_xmat(base.pos, base.lookat, base.roll_deg) @ turn
 
 
-class CalibrationTwin:
+class CalibrationTwin(SimulatedController):
     """The arm, marker and camera of the calibration bench in simulation.
 
     Args:
@@ -108,6 +109,8 @@ class CalibrationTwin:
       pixel_noise: std of Gaussian noise on each frame's pixels, 0..255 levels.
       seed: seed of the pixel noise.
     """
+
+    name = "calibration twin"
 
     def __init__(
         self,
@@ -119,6 +122,7 @@ class CalibrationTwin:
         pixel_noise: float = 3.0,
         seed: int = 0,
     ):
+        super().__init__()
         spec = scene_lib.build_spec(env)
         add_marker(spec, marker_bits, marker_size_m)
         self.mj_model = mjm = spec.compile()
@@ -133,7 +137,6 @@ class CalibrationTwin:
         self.pixel_noise = pixel_noise
         self.rng = np.random.default_rng(seed)
         self.renderer = ArmRenderer(mjm, self.camera_id, FRAME_HW)
-        self.connected, self.stopped, self.error = False, False, None
         self.set_joints(scene_lib.HOME_QPOS)
 
     # --- the arm (deploy.calibrate.CalibrationArm) -----------------------------------------------
@@ -141,17 +144,6 @@ class CalibrationTwin:
         self.mj_data.qpos[self.qposadr] = qpos
         mujoco.mj_kinematics(self.mj_model, self.mj_data)
         mujoco.mj_comPos(self.mj_model, self.mj_data)
-
-    def connect(self) -> None:
-        self.connected, self.stopped, self.error = True, False, None
-
-    def check(self) -> None:
-        if not self.connected:
-            raise ArmError("calibration twin: not connected")
-        if self.error is not None:
-            raise ArmError(f"calibration twin: controller error: {self.error}")
-        if self.stopped:
-            raise ArmError("calibration twin: stopped")
 
     def pose(self) -> tuple[np.ndarray, np.ndarray]:
         self.check()
@@ -192,12 +184,6 @@ class CalibrationTwin:
         raise ArmError(
             f"calibration twin: pose {np.round(target, 3).tolist()} m not reachable (IK error {np.max(np.abs(err)):.1e})"
         )
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    def close(self) -> None:
-        self.connected = False
 
     # --- the camera (deploy.calibrate.Camera) ------------------------------------------------------
     def read(self) -> tuple[np.ndarray, camera_model.Intrinsics]:

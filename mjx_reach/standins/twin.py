@@ -22,8 +22,9 @@ from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
 from mjx_reach import randomize, render
 from mjx_reach import scene as scene_lib
-from mjx_reach.contract import ArmError, CameraError, DeployError
+from mjx_reach.contract import CameraError, DeployError
 from mjx_reach.env import ReachEnv
+from mjx_reach.standins.controller import SimulatedController
 
 FRAME_HW = (480, 640)
 """Rendered frame (height, width), pixels."""
@@ -76,26 +77,14 @@ class TwinWorld:
         return np.asarray(self._render(self.data)[0])
 
 
-class TwinArm:
-    """``deploy.arm.Arm`` on a ``TwinWorld``. Set ``error`` (a message) to make the controller
-    report an error: ``check`` then raises it, as ``XArm`` does for an SDK error code."""
+class TwinArm(SimulatedController):
+    """``deploy.arm.Arm`` on a ``TwinWorld`` (connection, stop and error state: ``SimulatedController``)."""
+
+    name = "twin arm"
 
     def __init__(self, world: TwinWorld):
+        super().__init__()
         self.world = world
-        self.connected = False
-        self.stopped = False
-        self.error: str | None = None
-
-    def connect(self) -> None:
-        self.connected, self.stopped, self.error = True, False, None
-
-    def check(self) -> None:
-        if not self.connected:
-            raise ArmError("twin arm: not connected")
-        if self.error is not None:
-            raise ArmError(f"twin arm: controller error: {self.error}")
-        if self.stopped:
-            raise ArmError("twin arm: stopped")
 
     def position(self) -> np.ndarray:
         self.check()
@@ -108,12 +97,6 @@ class TwinArm:
             self.world.move(target)
             if np.linalg.norm(self.world.tcp() - target) < SETTLE_TOLERANCE_M:
                 break
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    def close(self) -> None:
-        self.connected = False
 
 
 class TwinCamera:
