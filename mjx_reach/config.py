@@ -189,6 +189,10 @@ class PretrainConfig:
     episode_steps: int = 10
     """Episode length while rendering the data set: short episodes draw many randomized domains
     (one per episode) per image, which is what the encoder must generalise over."""
+    domain_per_image: bool = True
+    """Draw a fresh randomized domain for every rendered image (not once per episode): the images
+    then span as many domains as there are images, the cheapest lever on the held-out ee error
+    found (BENCHMARKS.md, "Sharper single camera")."""
     max_step_m: float = 0.06
     """The scripted arm's step while rendering the data set, metres per axis: large enough to
     cross the workspace box within ``episode_steps`` (the labels are the true ee positions, so

@@ -115,8 +115,11 @@ class ReachEnv:
         k_pose, k_goal, k_domain = jax.random.split(key, 3)
         qpos = self._pose_bank[jax.random.randint(k_pose, (), 0, self._pose_bank.shape[0])]
         goal = jax.random.uniform(k_goal, (3,), minval=self.workspace_low, maxval=self.workspace_high)
-        domain = randomize.sample(k_domain, self._nominal, self.scene, self.dr_cfg)
-        return qpos, goal, domain
+        return qpos, goal, self.sample_domain(k_domain)
+
+    def sample_domain(self, key: jax.Array) -> randomize.DomainParams:
+        """A randomized domain (camera, light and colour parameters) for one world."""
+        return randomize.sample(key, self._nominal, self.scene, self.dr_cfg)
 
     # --- observation ---------------------------------------------------------------------------
     def _observe(self, data: mjx.Data, domain, goal, key):

@@ -38,7 +38,7 @@ from flax import nnx
 from mjx_reach import cli, ddpg, memory, runs
 from mjx_reach import config as config_lib
 from mjx_reach.env import ReachEnv, State
-from mjx_reach.evaluate import HELD_OUT_OFFSET
+from mjx_reach.evaluate import HELD_OUT_OFFSET, error_per_camera_axis
 
 
 def scripted_action(state: State, max_step_m: float, noise: float, key: jax.Array) -> jax.Array:
@@ -47,15 +47,21 @@ def scripted_action(state: State, max_step_m: float, noise: float, key: jax.Arra
     return jnp.clip(towards + noise * jax.random.normal(key, towards.shape), -1.0, 1.0)
 
 
-def collect(env: ReachEnv, key: jax.Array, steps: int, noise: float) -> tuple[jax.Array, jax.Array]:
+def collect(
+    env: ReachEnv, key: jax.Array, steps: int, noise: float, domain_per_image: bool = False
+) -> tuple[jax.Array, jax.Array]:
     """Images (steps·N, H, W, C) uint8 and true ee positions (steps·N, 3) m from ``steps``
-    vectorised steps of the scripted arm in ``env.num_envs`` freshly reset worlds."""
+    vectorised steps of the scripted arm in ``env.num_envs`` freshly reset worlds; with
+    ``domain_per_image`` every step renders in a freshly sampled domain (else one per episode)."""
     k_reset, k_steps = jax.random.split(key)
     state = jax.vmap(env.reset)(jax.random.split(k_reset, env.num_envs))
 
     def body(s, k):
         obs = (s.obs["image"], s.obs["state"][:, :3])
-        return jax.vmap(env.step)(s, scripted_action(s, env.env_cfg.max_step_m, noise, k)), obs
+        k_action, k_domain = jax.random.split(k)
+        if domain_per_image:
+            s = s.replace(domain=jax.vmap(env.sample_domain)(jax.random.split(k_domain, env.num_envs)))
+        return jax.vmap(env.step)(s, scripted_action(s, env.env_cfg.max_step_m, noise, k_action)), obs
 
     _, (images, ee) = jax.lax.scan(body, state, jax.random.split(k_steps, steps))
     return images.reshape(-1, *images.shape[2:]), ee.reshape(-1, 3)
@@ -68,9 +74,10 @@ def ee_errors(
     ee: jax.Array,
     batch: int = 256,
 ) -> np.ndarray:
-    """Per-image ee error (M,) in metres of ``encoder_fn(params, images)``, in batches."""
+    """Per-image ee error vectors (M, 3) in world metres (prediction minus truth) of
+    ``encoder_fn(params, images)``, in batches."""
     errors = [
-        np.linalg.norm(np.asarray(encoder_fn(params, images[i : i + batch])) - np.asarray(ee[i : i + batch]), axis=-1)
+        np.asarray(encoder_fn(params, images[i : i + batch])) - np.asarray(ee[i : i + batch])
         for i in range(0, images.shape[0], batch)
     ]
     return np.concatenate(errors)
@@ -126,10 +133,14 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
 
     data_env = dataclasses.replace(cfg.env, episode_steps=pcfg.episode_steps, max_step_m=pcfg.max_step_m)
     env = ReachEnv(dataclasses.replace(cfg, env=data_env), cfg.num_envs)
-    collect_fn = jax.jit(lambda k, steps: collect(env, k, steps, pcfg.action_noise), static_argnums=1)
-    images, ee = collect_fn(jax.random.PRNGKey(cfg.seed), math.ceil(pcfg.dataset_images / cfg.num_envs))
+    collect_fn = jax.jit(
+        lambda k, steps, per_image: collect(env, k, steps, pcfg.action_noise, per_image), static_argnums=(1, 2)
+    )
+    images, ee = collect_fn(
+        jax.random.PRNGKey(cfg.seed), math.ceil(pcfg.dataset_images / cfg.num_envs), pcfg.domain_per_image
+    )
     held_images, held_ee = collect_fn(
-        jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET), math.ceil(pcfg.eval_images / cfg.num_envs)
+        jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET), math.ceil(pcfg.eval_images / cfg.num_envs), True
     )
 
     encoder = ddpg.Networks(cfg, env.image_shape, rngs=nnx.Rngs(cfg.seed)).encoder
@@ -146,7 +157,8 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
         if not math.isfinite(curve[-1]["bottleneck_loss"]):
             raise runs.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
 
-    errors = ee_errors(encode, params, held_images, held_ee)
+    error_vectors = ee_errors(encode, params, held_images, held_ee)
+    errors = np.linalg.norm(error_vectors, axis=-1)
     result = {
         "train_images": int(images.shape[0]),
         "held_out_images": int(errors.size),
@@ -154,6 +166,10 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
         "held_out_ee_error_median_m": float(np.median(errors)),
         "held_out_ee_error_mean_m": float(np.mean(errors)),
         "held_out_ee_error_p90_m": float(np.percentile(errors, 90)),
+        **{
+            f"held_out_error_{axis}_median_m": float(np.median(values))
+            for axis, values in error_per_camera_axis(error_vectors, cfg.env.camera).items()
+        },
         "curve": curve,
     }
     runs.save_params(target, params)
