@@ -136,6 +136,9 @@ class NetworkConfig:
     """Output channels of the encoder's conv layers (3x3 kernels)."""
     conv_strides: tuple[int, ...] = (2, 2, 2)
     """Strides of the conv layers."""
+    encoder: Literal["flatten", "keypoints"] = "flatten"
+    """Readout of each camera's last feature map (``networks.Encoder``): ``flatten`` it, or
+    ``keypoints`` (spatial soft-argmax: each channel's expected image position)."""
     encoder_hidden: int = 256
     """Width of the encoder's MLP layer."""
     hidden: tuple[int, ...] = (256, 256)
@@ -494,6 +497,11 @@ def validate(cfg: Config) -> Config:
         "network.conv_strides",
         f"needs one stride per conv layer, got {len(net.conv_strides)} for {len(net.conv_channels)}",
     )
+    _require(
+        net.encoder in ("flatten", "keypoints"),
+        "network.encoder",
+        f"must be 'flatten' or 'keypoints', got {net.encoder!r}",
+    )
     size = min(h, w)
     for stride in net.conv_strides:
         size = (size - 3) // stride + 1
@@ -530,10 +538,15 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def num_cameras(env: EnvConfig) -> int:
+    """Policy cameras: 1, or 2 with ``env.second_camera``."""
+    return 2 if env.second_camera else 1
+
+
 def image_shape(env: EnvConfig) -> tuple[int, int, int]:
-    """Policy image (height, width, channels): 3 colour channels (+1 depth) per policy camera."""
-    cameras = 2 if env.second_camera else 1
-    return (*env.image_size, cameras * (3 + env.depth))
+    """Policy image (height, width, channels): 3 colour channels (+1 depth) per policy camera,
+    stacked in camera order."""
+    return (*env.image_size, num_cameras(env) * (3 + env.depth))
 
 
 def gripper_visibility(env: EnvConfig, cam: CameraConfig, tcp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

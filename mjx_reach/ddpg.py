@@ -21,7 +21,7 @@ import optax
 from flax import nnx, struct
 
 from mjx_reach import networks
-from mjx_reach.config import Config
+from mjx_reach.config import Config, num_cameras
 from mjx_reach.env import STATE_DIM
 
 
@@ -39,7 +39,9 @@ class Networks(nnx.Module):
     def __init__(self, cfg: Config, image_shape, *, rngs: nnx.Rngs):
         low, high = jnp.asarray(cfg.env.workspace_low), jnp.asarray(cfg.env.workspace_high)
         centre, scale = (low + high) / 2, (high - low) / 2
-        self.encoder = networks.Encoder(cfg.network, image_shape, centre, scale, rngs=rngs)
+        self.encoder = networks.Encoder(
+            cfg.network, image_shape, centre, scale, rngs=rngs, cameras=num_cameras(cfg.env)
+        )
         self.actor = networks.Actor(cfg.network, centre, scale, rngs=rngs)
         self.critic = networks.Critic(cfg.network, STATE_DIM, 2 if cfg.agent.twin_critics else 1, rngs=rngs)
 

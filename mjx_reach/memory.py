@@ -32,7 +32,7 @@ class DoesNotFitError(config_lib.ConfigError):
 def render_bytes(env: config_lib.EnvConfig, num_envs: int) -> int:
     """Bytes of one policy render context for ``num_envs`` worlds (module docstring)."""
     h, w, c = config_lib.image_shape(env)
-    cameras = 2 if env.second_camera else 1
+    cameras = config_lib.num_cameras(env)
     return num_envs * (cameras * h * w * 4 * (1 + env.depth) * 2 + h * w * c)
 
 

@@ -15,28 +15,66 @@ from mjx_reach.config import NetworkConfig
 
 
 class Encoder(nnx.Module):
-    """3 conv layers (ReLU) → MLP → predicted end-effector position (B, 3), metres."""
+    """Per policy camera a trunk of conv layers (ReLU) and a readout, the cameras' readouts
+    concatenated → MLP → predicted end-effector position (B, 3), metres.
 
-    def __init__(self, cfg: NetworkConfig, image_shape, centre, scale, *, rngs: nnx.Rngs):
+    The image (B, H, W, C) stacks ``cameras`` views along channels (C / cameras each); every view
+    has its own trunk, so no filter mixes pixels of two viewpoints. Readout (``cfg.encoder``):
+    ``flatten`` the last feature map, or ``keypoints``: a spatial soft-argmax per feature channel,
+    i.e. the expected image position (x, y in [-1, 1]) of each channel's activation, which
+    localizes features to sub-pixel precision and keeps no other spatial detail.
+    """
+
+    def __init__(self, cfg: NetworkConfig, image_shape, centre, scale, *, rngs: nnx.Rngs, cameras: int = 1):
         h, w, c = image_shape
-        self.convs = nnx.List()
-        for channels, stride in zip(cfg.conv_channels, cfg.conv_strides):
-            self.convs.append(
-                nnx.Conv(c, channels, kernel_size=(3, 3), strides=(stride, stride), padding="VALID", rngs=rngs)
-            )
-            c = channels
-            h, w = (h - 3) // stride + 1, (w - 3) // stride + 1
-        self.hidden = nnx.Linear(h * w * c, cfg.encoder_hidden, rngs=rngs)
+        self.readout = cfg.encoder
+        self.cameras = cameras
+        self.trunks = nnx.List()
+        for _ in range(cameras):
+            convs, channels_in = nnx.List(), c // cameras
+            for channels, stride in zip(cfg.conv_channels, cfg.conv_strides):
+                convs.append(
+                    nnx.Conv(
+                        channels_in, channels, kernel_size=(3, 3), strides=(stride, stride), padding="VALID", rngs=rngs
+                    )
+                )
+                channels_in = channels
+            self.trunks.append(convs)
+        fh, fw = feature_map_hw((h, w), cfg.conv_strides)
+        per_camera = 2 * cfg.conv_channels[-1] if cfg.encoder == "keypoints" else fh * fw * cfg.conv_channels[-1]
+        self.hidden = nnx.Linear(cameras * per_camera, cfg.encoder_hidden, rngs=rngs)
         self.out = nnx.Linear(cfg.encoder_hidden, 3, rngs=rngs)
         self.centre = nnx.Variable(jnp.asarray(centre, jnp.float32))
         self.scale = nnx.Variable(jnp.asarray(scale, jnp.float32))
 
     def __call__(self, image: jax.Array) -> jax.Array:
-        x = image.astype(jnp.float32) / 255.0 - 0.5
-        for conv in self.convs:
-            x = jax.nn.relu(conv(x))
-        x = jax.nn.relu(self.hidden(x.reshape(x.shape[0], -1)))
+        views = jnp.split(image.astype(jnp.float32) / 255.0 - 0.5, self.cameras, axis=-1)
+        features = []
+        for convs, x in zip(self.trunks, views):
+            for conv in convs:
+                x = jax.nn.relu(conv(x))
+            features.append(spatial_soft_argmax(x) if self.readout == "keypoints" else x.reshape(x.shape[0], -1))
+        x = jax.nn.relu(self.hidden(jnp.concatenate(features, axis=-1)))
         return self.centre[...] + self.scale[...] * self.out(x)
+
+
+def feature_map_hw(image_hw: tuple[int, int], strides: tuple[int, ...]) -> tuple[int, int]:
+    """(height, width) in cells of the last feature map of 3x3 VALID convs with ``strides``."""
+    h, w = image_hw
+    for stride in strides:
+        h, w = (h - 3) // stride + 1, (w - 3) // stride + 1
+    return h, w
+
+
+def spatial_soft_argmax(features: jax.Array) -> jax.Array:
+    """Feature maps (B, h, w, c) → (B, 2c): per channel the softmax-weighted mean position over the
+    map, x then y, each in [-1, 1] (left/top edge -1, right/bottom edge +1)."""
+    b, h, w, c = features.shape
+    weights = jax.nn.softmax(features.reshape(b, h * w, c), axis=1).reshape(b, h, w, c)
+    xs, ys = jnp.linspace(-1.0, 1.0, w), jnp.linspace(-1.0, 1.0, h)
+    x = jnp.einsum("bhwc,w->bc", weights, xs)
+    y = jnp.einsum("bhwc,h->bc", weights, ys)
+    return jnp.concatenate([x, y], axis=-1)
 
 
 def _mlp(sizes, rngs):
