@@ -346,7 +346,9 @@ def summary(results: list[EpisodeResult], meta: Metadata, options: Options) -> d
     ``success_<t>cm`` at the success and report thresholds and ``mean_final_distance_m`` (all from
     the arm's measured final distance), ``ended_by`` (episodes per end); ``in_sim``: the same
     figures from the model's ``eval`` (always ``FULL_EPISODE``; None when the model has none);
-    ``like_with_like``: whether both use the in-sim definition; ``note``: one line saying so, or why not.
+    ``like_with_like``: whether the deploy figures are the in-sim definition (a ``FULL_EPISODE`` run,
+    or a ``POLICY_STOP`` run of ``episode_steps`` in which no episode stopped early); ``note``: one
+    line saying so, or why not.
     """
     definition = episode_definition(options, meta.episode_steps)
     deploy: dict = {"episodes": len(results)}
@@ -360,11 +362,16 @@ def summary(results: list[EpisodeResult], meta: Metadata, options: Options) -> d
             "ended_by": dict(collections.Counter(r.ended_by for r in results)),
         }
     in_sim = _in_sim(meta)
-    like = in_sim is not None and definition == FULL_EPISODE
+    none_stopped_early = bool(results) and all(r.ended_by == "step limit" for r in results)
+    full = options.max_steps == meta.episode_steps and (definition == FULL_EPISODE or none_stopped_early)
+    like = in_sim is not None and full
     if in_sim is None:
         note = "the model records no in-sim evaluation to compare with"
     elif like:
-        note = f"like with like: deploy and in-sim figures are both the measured distance after the full {meta.episode_steps} steps"
+        note = (
+            f"like with like: deploy and in-sim figures are both the measured distance after the full {meta.episode_steps} steps"
+            + ("" if definition == FULL_EPISODE else " (no episode stopped early)")
+        )
     else:
         note = (
             f"not the in-sim definition ({FULL_EPISODE}: the distance after {meta.episode_steps} steps, no early stop), "

@@ -9,6 +9,7 @@ camera and policy; the twin tests use the session's ``trained_run``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -647,13 +648,17 @@ def test_summary_names_the_episode_definition_and_compares_with_the_in_sim_eval(
         ["deploy", "4", "0.50", "0.75"],
         ["in-sim", "128", "0.44", "0.94"],
     ]
-    for options, definition in (
-        (loop.Options(max_steps=meta.episode_steps), loop.POLICY_STOP),
-        (loop.Options(max_steps=10, policy_stop=None), "10 steps"),
+    stopped_early = [*results[:-1], dataclasses.replace(results[-1], steps=7, ended_by=loop.POLICY_STOP)]
+    for runs, options, definition in (
+        (stopped_early, loop.Options(max_steps=meta.episode_steps), loop.POLICY_STOP),
+        (results, loop.Options(max_steps=10, policy_stop=None), "10 steps"),
     ):
-        other = loop.summary(results, with_eval, options)
+        other = loop.summary(runs, with_eval, options)
         assert other["episode_definition"] == definition and other["like_with_like"] is False
         assert "not the in-sim definition" in other["note"] and other["note"] in loop.format_summary(other)
+    never_stopped = loop.summary(results, with_eval, loop.Options(max_steps=meta.episode_steps))
+    assert never_stopped["episode_definition"] == loop.POLICY_STOP and never_stopped["like_with_like"] is True
+    assert never_stopped["note"].endswith("(no episode stopped early)")
     assert meta.raw["eval"] is None
     bare = loop.summary([], meta, loop.Options(max_steps=meta.episode_steps, policy_stop=None))
     assert bare["deploy"] == {"episodes": 0} and bare["in_sim"] is None and not bare["like_with_like"]
@@ -746,13 +751,18 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
 def test_cli_summary_states_the_episode_definition_next_to_the_in_sim_eval(
     tmp_path, meta_dict, meta, capsys, monkeypatch
 ):
-    """By default episodes may end by policy stop and the summary says its figures are not the in-sim
-    definition; ``--full-episode`` runs the model's ``episode_steps`` and compares like with like.
-    Both print the model's in-sim figures and write them to ``--summary-json``."""
+    """By default episodes may end by policy stop (the tiny policy never holds still, so none does and
+    the summary says its figures are the full episode's); ``--full-episode`` runs the model's
+    ``episode_steps``; a shorter ``--max-steps`` is not the in-sim definition. Each prints the model's
+    in-sim figures next to its own and writes them to ``--summary-json``."""
     model = tiny_onnx(tmp_path / "a.onnx", changed(changed(meta_dict, "episode_steps", 3), "eval", IN_SIM_EVAL))
     path = tmp_path / "summary.json"
     common = ["--twin", "--goal", "0.45", "0.0", "0.2", "--drift-warn-m", "10", "--drift-stop-m", "10"]
-    for flags, definition, like in (([], loop.POLICY_STOP, False), (["--full-episode"], loop.FULL_EPISODE, True)):
+    for flags, definition, like in (
+        ([], loop.POLICY_STOP, True),
+        (["--max-steps", "2"], loop.POLICY_STOP, False),
+        (["--full-episode"], loop.FULL_EPISODE, True),
+    ):
         arm = FakeArm(meta.home_m)
         monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol, arm=arm: (FakeCamera(), arm))
         logs = ["--log-dir", str(tmp_path / "logs"), "--summary-json", str(path)]
