@@ -53,6 +53,8 @@ goal after ``episode_steps`` steps, no early stop."""
 POLICY_STOP = "policy stop"
 """Episode definition with ``PolicyStop``: the measured distance where the policy stopped itself (or
 at the step limit)."""
+STEP_LIMIT = "step limit"
+"""``EpisodeResult.ended_by`` of an episode that ran ``Options.max_steps`` steps."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +116,7 @@ class EpisodeResult:
     steps: int
     """Moves commanded."""
     ended_by: str
-    """``POLICY_STOP``, ``step limit`` or the cause of a stop."""
+    """``POLICY_STOP``, ``STEP_LIMIT`` or the cause of a stop."""
 
 
 class EpisodeLog:
@@ -226,7 +228,7 @@ def run_episode(
         if arrived or steps == options.max_steps:
             log.step(image=image, action=action, ee_pred=ee_pred, ee_sdk=ee, drift_m=drift, target=np.full(3, np.nan))
             distance = float(np.linalg.norm(ee - goal))
-            return EpisodeResult(goal, ee, distance, ee_pred, steps, POLICY_STOP if arrived else "step limit")
+            return EpisodeResult(goal, ee, distance, ee_pred, steps, POLICY_STOP if arrived else STEP_LIMIT)
         target = safety.next_target(target, action, meta.max_step_m, limits)
         view.check(target, "target")
         log.step(image=image, action=action, ee_pred=ee_pred, ee_sdk=ee, drift_m=drift, target=target)
@@ -362,7 +364,7 @@ def summary(results: list[EpisodeResult], meta: Metadata, options: Options) -> d
             "ended_by": dict(collections.Counter(r.ended_by for r in results)),
         }
     in_sim = _in_sim(meta)
-    none_stopped_early = bool(results) and all(r.ended_by == "step limit" for r in results)
+    none_stopped_early = bool(results) and all(r.ended_by == STEP_LIMIT for r in results)
     full = options.max_steps == meta.episode_steps and (definition == FULL_EPISODE or none_stopped_early)
     like = in_sim is not None and full
     if in_sim is None:

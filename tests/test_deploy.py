@@ -600,7 +600,7 @@ def test_the_measured_distance_never_ends_an_episode(meta, tmp_path, ee_offset, 
     results, cause, _ = run_fake(meta, tmp_path, arm, pol=pol, goals=goal[None], options=loop.Options(max_steps=10))
     log = np.load(tmp_path / "logs" / "episode_000.npz")
     assert np.min(np.linalg.norm(log["ee_sdk"] - goal, axis=1)) < meta.success_threshold_m  # the arm was there
-    assert cause is None and results[0].ended_by == "step limit" and results[0].steps == 10
+    assert cause is None and results[0].ended_by == loop.STEP_LIMIT and results[0].steps == 10
 
 
 def test_full_episode_runs_exactly_the_training_episode_length(meta, tmp_path):
@@ -610,7 +610,7 @@ def test_full_episode_runs_exactly_the_training_episode_length(meta, tmp_path):
     assert loop.episode_definition(options, meta.episode_steps) == loop.FULL_EPISODE
     arm = FakeArm(meta.home_m)
     results, cause, _ = run_fake(meta, tmp_path, arm, options=options)
-    assert cause is None and results[0].ended_by == "step limit" and results[0].steps == meta.episode_steps
+    assert cause is None and results[0].ended_by == loop.STEP_LIMIT and results[0].steps == meta.episode_steps
     assert len(arm.moves) == 1 + meta.episode_steps  # home, then one move per step
     assert results[0].final_distance_m < meta.success_threshold_m
     stopping = FakeArm(meta.home_m)
@@ -629,7 +629,7 @@ def test_summary_names_the_episode_definition_and_compares_with_the_in_sim_eval(
     with_eval = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "eval", IN_SIM_EVAL)))
     goal = np.zeros(3)
     results = [
-        loop.EpisodeResult(goal, goal + [d, 0.0, 0.0], d, goal, meta.episode_steps, "step limit")
+        loop.EpisodeResult(goal, goal + [d, 0.0, 0.0], d, goal, meta.episode_steps, loop.STEP_LIMIT)
         for d in (0.01, 0.03, 0.06, 0.015)
     ]
     full = loop.summary(results, with_eval, loop.Options(max_steps=meta.episode_steps, policy_stop=None))
@@ -639,7 +639,7 @@ def test_summary_names_the_episode_definition_and_compares_with_the_in_sim_eval(
         "success_2cm": 0.5,
         "success_5cm": 0.75,
         "mean_final_distance_m": pytest.approx(0.02875),
-        "ended_by": {"step limit": 4},
+        "ended_by": {loop.STEP_LIMIT: 4},
     }
     assert full["in_sim"] == {"episode_definition": loop.FULL_EPISODE, **IN_SIM_EVAL}
     text = loop.format_summary(full)
@@ -935,7 +935,7 @@ def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path,
     assert twin["episodes"] == TWIN_GOALS and summary["in_sim_eval"] == sim
     assert summary["episode_definition"] == loop.FULL_EPISODE and summary["like_with_like"] is True
     assert (
-        twin["ended_by"] == {"step limit": TWIN_GOALS}
+        twin["ended_by"] == {loop.STEP_LIMIT: TWIN_GOALS}
         and summary["max_steps"] == policy_lib.Policy(twin_model).meta.episode_steps
     )
     assert len(list((tmp_path / "logs").glob("episode_*.npz"))) == TWIN_GOALS
