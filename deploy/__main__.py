@@ -9,6 +9,11 @@ Positions are metres in the sim world frame (arm base at the origin, +x forward,
 workspace box and the max step come from the model; --box-low/--box-high/--max-step-m can only
 tighten them. Each episode is logged to LOG_DIR/episode_NNN.npz (+ .mp4 with imageio).
 Ctrl-C stops the arm's motion and ends the run.
+
+An episode ends when the policy says it has arrived (its own ee estimate within the success
+threshold of the goal and its moves below --stop-move-m for --stop-steps steps in a row; the arm's
+measured position is only reported) or after --max-steps. --full-episode runs every episode to
+--max-steps (the in-sim evaluation's definition), so the summary compares like with like.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 from deploy import loop, safety
 from deploy.arm import Arm
 from deploy.bench import check_bench
+from deploy.calibrate import write_json
 from deploy.policy import Policy
 from mjx_reach.contract import DeployError, load_bench
 
@@ -77,7 +83,21 @@ def parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("episodes")
     run.add_argument("--max-steps", type=int, help="policy steps per episode (default: the training episode length)")
     run.add_argument(
-        "--no-stop-at-goal", dest="stop_at_goal", action="store_false", help="run every episode to --max-steps"
+        "--full-episode",
+        action="store_true",
+        help="no early stop: run every episode to --max-steps (with the default, the in-sim evaluation's episode)",
+    )
+    run.add_argument(
+        "--stop-move-m",
+        type=float,
+        default=loop.PolicyStop.move_m,
+        help="policy stop: the policy holds still when its largest per-axis move is below this, m",
+    )
+    run.add_argument(
+        "--stop-steps",
+        type=int,
+        default=loop.PolicyStop.steps,
+        help="policy stop: end after this many steps in a row at the goal (its own estimate) and holding still",
     )
     run.add_argument("--log-dir", default=None, help="episode logs (default: deploy_logs/<time>)")
     run.add_argument("--log-raw-frames", action="store_true", help="keep every camera frame in the logs")
@@ -141,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         if max_steps < 1:
             raise DeployError(f"--max-steps must be >= 1, got {max_steps}")
         drift = safety.DriftLimits(args.drift_warn_m, args.drift_stop_m, args.drift_patience)
-        options = loop.Options(max_steps, args.stop_at_goal, drift, args.log_raw_frames)
+        stop = None if args.full_episode else loop.PolicyStop(args.stop_move_m, args.stop_steps)
+        options = loop.Options(max_steps, stop, drift, args.log_raw_frames)
         view = loop.view_guard(meta, *((bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg) if bench else ()))
         plan = {
             "model": args.onnx,
@@ -150,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             "box_high": limits.high.tolist(),
             "max_step_m": limits.max_step_m,
             "goals": goals.tolist(),
+            "episode_definition": loop.episode_definition(options, meta.episode_steps),
+            "max_steps": max_steps,
             "in_sim_eval": meta.raw.get("eval"),
         }
         print(json.dumps(plan))
@@ -161,15 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log_dir = pathlib.Path(args.log_dir or f"deploy_logs/{time.strftime('%Y%m%d-%H%M%S')}")
     results, cause = loop.run(policy, camera, arm, goals, limits, view, options, log_dir)
-    result = {
-        "deploy": loop.summary(results, meta.success_threshold_m, meta.report_threshold_m),
-        "in_sim_eval": meta.raw.get("eval"),
-        "stopped": cause,
-        "log_dir": str(log_dir),
-    }
+    summary = loop.summary(results, meta, options)
+    result = {**summary, "in_sim_eval": meta.raw.get("eval"), "stopped": cause, "log_dir": str(log_dir)}
     print(json.dumps(result, indent=2))
+    print(loop.format_summary(summary))
     if args.summary_json:
-        pathlib.Path(args.summary_json).write_text(json.dumps(result, indent=2))
+        write_json(args.summary_json, result)
     if cause is not None:
         print(f"stopped: {cause}", file=sys.stderr)
         return 1

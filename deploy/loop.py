@@ -3,15 +3,22 @@
 ``run`` connects the arm (clear errors, enable, position mode), then per goal moves home and steps:
 read a frame, preprocess it with the camera model, run the policy, compare its ee prediction with
 the arm's measured ee (drift guard) and check the gripper is in view (view guard), turn the action
-into the next target (max step, box) and command it. An episode ends at the goal (``stop_at_goal``),
-at the step limit, or on a stop: Ctrl-C, a camera/arm/safety error. On a stop the arm's motion is
-stopped first, then the episode's log is written and the cause returned for printing.
+into the next target (max step, box) and command it. An episode ends when the policy says it has
+arrived (``PolicyStop``: its own ee estimate at the goal and its action small, decided from the
+images alone; the arm's measured distance to the goal is only reported), at the step limit, or on a
+stop: Ctrl-C, a camera/arm/safety error. On a stop the arm's motion is stopped first, then the
+episode's log is written and the cause returned for printing.
+
+``summary`` reports the success rates under an explicit episode definition (``FULL_EPISODE``, the
+in-sim evaluation's, or ``POLICY_STOP``) next to the in-sim evaluation recorded in the model, and
+says whether the two compare like with like.
 
 Positions are metres in the sim world frame; only ``deploy.arm`` knows millimetres.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import pathlib
@@ -40,14 +47,56 @@ class Camera(Protocol):
         """Stop streaming."""
 
 
+FULL_EPISODE = "full episode"
+"""Episode definition of the in-sim evaluation (``mjx_reach.evaluate``): the measured distance to the
+goal after ``episode_steps`` steps, no early stop."""
+POLICY_STOP = "policy stop"
+"""Episode definition with ``PolicyStop``: the measured distance where the policy stopped itself (or
+at the step limit)."""
+STEP_LIMIT = "step limit"
+"""``EpisodeResult.ended_by`` of an episode that ran ``Options.max_steps`` steps."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyStop:
+    """When the policy itself says it has arrived: for ``steps`` consecutive steps its ``ee_pred`` is
+    within the model's success threshold of the goal AND the move it asks for, max |clip(action, -1,
+    1)| times the trained ``max_step_m``, is below ``move_m``. Uses the policy's outputs only (what it
+    sees in the images), never the arm's measured position.
+
+    The defaults: 3 mm is 15 % of a full 2 cm step and well inside the 2 cm threshold, so an arm that
+    asks for less is holding still where it believes the goal is; 3 steps (0.3 s at the 0.1 s control
+    step) keep one lucky frame from ending an episode."""
+
+    move_m: float = 0.003
+    """A step whose largest per-axis move is below this counts as holding still, m."""
+    steps: int = 3
+    """Consecutive settled steps that end the episode."""
+
+    def __post_init__(self):
+        if not (self.move_m > 0 and np.isfinite(self.move_m)) or self.steps < 1:
+            raise DeployError(
+                f"policy stop: need a finite move > 0 m (got {self.move_m}) and steps >= 1 (got {self.steps})"
+            )
+
+    def settled(self, action: np.ndarray, ee_pred: np.ndarray, goal: np.ndarray, meta: Metadata) -> bool:
+        """Whether one step's ``action`` (3,) and ``ee_pred`` (3,) m say the policy is at ``goal`` (3,) m
+        and holding still (a non-finite output never is)."""
+        move_m = float(np.max(np.abs(np.clip(action, -1.0, 1.0)))) * meta.max_step_m
+        return bool(np.linalg.norm(ee_pred - goal) < meta.success_threshold_m and move_m < self.move_m)
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
     """How episodes run."""
 
     max_steps: int
     """Policy steps per episode."""
-    stop_at_goal: bool = True
-    """End an episode once the measured ee is within the success threshold of the goal."""
+    policy_stop: PolicyStop | None = PolicyStop()
+    """End an episode early when the policy says it has arrived; ``None``: run every episode to
+    ``max_steps`` (with the training ``episode_steps``, the in-sim ``FULL_EPISODE`` definition).
+    On by default: on a real arm the user wants it to stop once it believes it is there rather than
+    keep stepping, and a policy that never settles runs the full episode anyway."""
     drift: safety.DriftLimits = safety.DriftLimits()
     """Drift guard thresholds."""
     log_raw_frames: bool = False
@@ -61,10 +110,13 @@ class EpisodeResult:
     final_ee: np.ndarray
     """(3,) measured ee at the end, m."""
     final_distance_m: float
+    """Measured distance from the ee to the goal at the end, m (reported, never used to stop)."""
+    final_ee_pred: np.ndarray
+    """(3,) the policy's ee estimate at the end, m."""
     steps: int
     """Moves commanded."""
     ended_by: str
-    """``goal``, ``step limit`` or the cause of a stop."""
+    """``POLICY_STOP``, ``STEP_LIMIT`` or the cause of a stop."""
 
 
 class EpisodeLog:
@@ -158,7 +210,7 @@ def run_episode(
     view.check(home, "home")
     arm.move_to(home)
     target = np.clip(arm.position(), limits.low, limits.high)
-    steps = 0
+    steps = settled = 0
     while True:
         arm.check()
         ee = arm.position()
@@ -170,11 +222,13 @@ def run_episode(
         drift, warned = drift_guard.update(ee_pred, ee)
         if warned:
             say(f"warning: step {steps}: encoder ee prediction {drift * 100:.1f} cm from the measured ee")
-        distance = float(np.linalg.norm(ee - goal))
-        reached = options.stop_at_goal and distance < meta.success_threshold_m
-        if reached or steps == options.max_steps:
+        stop = options.policy_stop
+        settled = settled + 1 if stop is not None and stop.settled(action, ee_pred, goal, meta) else 0
+        arrived = stop is not None and settled >= stop.steps
+        if arrived or steps == options.max_steps:
             log.step(image=image, action=action, ee_pred=ee_pred, ee_sdk=ee, drift_m=drift, target=np.full(3, np.nan))
-            return EpisodeResult(goal, ee, distance, steps, "goal" if reached else "step limit")
+            distance = float(np.linalg.norm(ee - goal))
+            return EpisodeResult(goal, ee, distance, ee_pred, steps, POLICY_STOP if arrived else STEP_LIMIT)
         target = safety.next_target(target, action, meta.max_step_m, limits)
         view.check(target, "target")
         log.step(image=image, action=action, ee_pred=ee_pred, ee_sdk=ee, drift_m=drift, target=target)
@@ -240,7 +294,9 @@ def run(
                 log.save(log_dir / f"episode_{i:03d}", say)
             results.append(result)
             say(
-                f"episode {i}: goal {np.round(goal, 3).tolist()} m, final distance {result.final_distance_m * 100:.1f} cm after {result.steps} steps ({result.ended_by})"
+                f"episode {i}: goal {np.round(goal, 3).tolist()} m, final distance {result.final_distance_m * 100:.1f} cm "
+                f"(measured; the policy's estimate {np.linalg.norm(result.final_ee_pred - goal) * 100:.1f} cm) "
+                f"after {result.steps} steps ({result.ended_by})"
             )
     except KeyboardInterrupt:
         stop_motion(arm, say)
@@ -254,14 +310,99 @@ def run(
     return results, None
 
 
-def summary(results: list[EpisodeResult], success_m: float, report_m: float) -> dict:
-    """Success rates at the two thresholds and the mean final distance over ``results``."""
-    distances = np.asarray([r.final_distance_m for r in results])
-    if distances.size == 0:
-        return {"episodes": 0}
+def episode_definition(options: Options, episode_steps: int) -> str:
+    """The episode definition of a run with ``options``: ``POLICY_STOP``, ``FULL_EPISODE`` (no early
+    stop for the training ``episode_steps``) or ``"<n> steps"`` (no early stop, another length)."""
+    if options.policy_stop is not None:
+        return POLICY_STOP
+    return FULL_EPISODE if options.max_steps == episode_steps else f"{options.max_steps} steps"
+
+
+def _rate_keys(meta: Metadata) -> tuple[str, str]:
+    """Names of the success rates at the model's success and report thresholds (``success_2cm``,
+    ``success_5cm`` by default)."""
+    return tuple(f"success_{round(m * 100)}cm" for m in (meta.success_threshold_m, meta.report_threshold_m))
+
+
+def _in_sim(meta: Metadata) -> dict | None:
+    """The model's in-sim evaluation (``eval`` in its metadata) under the deploy summary's keys, or
+    None when the model records none."""
+    sim = meta.raw.get("eval")
+    keys = ("episodes", "success_2cm", "success_5cm", "mean_final_distance_m")
+    if not isinstance(sim, dict) or not all(isinstance(sim.get(k), (int, float)) for k in keys):
+        return None
+    success, report = _rate_keys(meta)  # evaluate names them success_2cm/5cm whatever the thresholds
     return {
-        "episodes": int(distances.size),
-        f"success_{round(success_m * 100)}cm": float(np.mean(distances < success_m)),
-        f"success_{round(report_m * 100)}cm": float(np.mean(distances < report_m)),
-        "mean_final_distance_m": float(np.mean(distances)),
+        "episode_definition": FULL_EPISODE,
+        "episodes": int(sim["episodes"]),
+        success: float(sim["success_2cm"]),
+        report: float(sim["success_5cm"]),
+        "mean_final_distance_m": float(sim["mean_final_distance_m"]),
     }
+
+
+def summary(results: list[EpisodeResult], meta: Metadata, options: Options) -> dict:
+    """The run's figures under its episode definition next to the model's in-sim evaluation.
+
+    ``episode_definition`` (see ``episode_definition``) and ``max_steps``; ``deploy``: ``episodes``,
+    ``success_<t>cm`` at the success and report thresholds and ``mean_final_distance_m`` (all from
+    the arm's measured final distance), ``ended_by`` (episodes per end); ``in_sim``: the same
+    figures from the model's ``eval`` (always ``FULL_EPISODE``; None when the model has none);
+    ``like_with_like``: whether the deploy figures are the in-sim definition (a ``FULL_EPISODE`` run,
+    or a ``POLICY_STOP`` run of ``episode_steps`` in which no episode stopped early); ``note``: one
+    line saying so, or why not.
+    """
+    definition = episode_definition(options, meta.episode_steps)
+    deploy: dict = {"episodes": len(results)}
+    if results:
+        distances = np.asarray([r.final_distance_m for r in results])
+        success, report = _rate_keys(meta)
+        deploy |= {
+            success: float(np.mean(distances < meta.success_threshold_m)),
+            report: float(np.mean(distances < meta.report_threshold_m)),
+            "mean_final_distance_m": float(np.mean(distances)),
+            "ended_by": dict(collections.Counter(r.ended_by for r in results)),
+        }
+    in_sim = _in_sim(meta)
+    none_stopped_early = bool(results) and all(r.ended_by == STEP_LIMIT for r in results)
+    full = options.max_steps == meta.episode_steps and (definition == FULL_EPISODE or none_stopped_early)
+    like = in_sim is not None and full
+    if in_sim is None:
+        note = "the model records no in-sim evaluation to compare with"
+    elif like:
+        note = (
+            f"like with like: deploy and in-sim figures are both the measured distance after the full {meta.episode_steps} steps"
+            + ("" if definition == FULL_EPISODE else " (no episode stopped early)")
+        )
+    else:
+        note = (
+            f"not the in-sim definition ({FULL_EPISODE}: the distance after {meta.episode_steps} steps, no early stop), "
+            "so deploy and in-sim figures do not compare like with like: run with --full-episode and the default --max-steps to compare"
+        )
+    return {
+        "episode_definition": definition,
+        "max_steps": options.max_steps,
+        "deploy": deploy,
+        "in_sim": in_sim,
+        "like_with_like": like,
+        "note": note,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """``summary`` as a few lines of text: the episode definition, deploy and in-sim figures in one
+    table, and its note."""
+    definition, steps = summary["episode_definition"], summary["max_steps"]
+    how = {
+        FULL_EPISODE: f"the measured distance after {steps} steps, no early stop: the in-sim definition",
+        POLICY_STOP: f"the measured distance where the policy stopped itself, at most {steps} steps",
+    }.get(definition, f"the measured distance after {steps} steps, no early stop")
+    rows = [("deploy", summary["deploy"])] + ([("in-sim", summary["in_sim"])] if summary["in_sim"] else [])
+    rates = sorted({k for _, row in rows for k in row if k.startswith("success_")}, key=lambda k: int(k[8:-2]))
+    header = f"{'':8}{'episodes':>9}" + "".join(f"{'success@' + k.removeprefix('success_'):>14}" for k in rates)
+    lines = [f"episodes: {definition} ({how})", header + f"{'mean final distance':>21}"]
+    for name, row in rows:
+        cells = "".join(f"{row[k]:>14.2f}" if k in row else f"{'-':>14}" for k in rates)
+        mean = f"{row['mean_final_distance_m'] * 100:.1f} cm" if "mean_final_distance_m" in row else "-"
+        lines.append(f"{name:8}{row['episodes']:>9}{cells}{mean:>21}")
+    return "\n".join([*lines, summary["note"]])

@@ -1,6 +1,7 @@
 """The deploy package: metadata contract, SDK unit conversions, safety limits and guards, the loop's
-stops (camera, controller, connection, Ctrl-C), the CLI, the deploy-only install, and the digital
-twin against the in-sim evaluation of the same checkpoint.
+stops (camera, controller, connection, Ctrl-C), stopping on the policy's own estimate and the
+summary's episode definition, the CLI, the deploy-only install, and the digital twin against the
+in-sim evaluation of the same checkpoint.
 
 Fast tests use a hand-built ONNX with the real export metadata and duck-typed fakes for the arm,
 camera and policy; the twin tests use the session's ``trained_run``.
@@ -8,6 +9,7 @@ camera and policy; the twin tests use the session's ``trained_run``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -485,7 +487,7 @@ def test_loop_reaches_goal_within_limits_and_logs(meta, tmp_path):
     arm = FakeArm(meta.home_m)
     lim = safety.tighten(safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m), max_step_m=0.01)
     results, cause, _ = run_fake(meta, tmp_path, arm, limits=lim)
-    assert cause is None and len(results) == 1 and results[0].ended_by == "goal"
+    assert cause is None and len(results) == 1 and results[0].ended_by == loop.POLICY_STOP
     assert results[0].final_distance_m < meta.success_threshold_m
     np.testing.assert_allclose(arm.moves[0], meta.home_m)  # homes first
     steps = np.diff(np.stack(arm.moves), axis=0)
@@ -493,7 +495,7 @@ def test_loop_reaches_goal_within_limits_and_logs(meta, tmp_path):
     log = np.load(tmp_path / "logs" / "episode_000.npz")
     n = results[0].steps + 1
     assert log["image"].shape == (n, 84, 84, 3) and log["ee_sdk"].shape == (n, 3) and log["ee_pred"].shape == (n, 3)
-    assert log["raw_frames"].shape == (1, 480, 640, 3) and str(log["ended_by"]) == "goal"
+    assert log["raw_frames"].shape == (1, 480, 640, 3) and str(log["ended_by"]) == loop.POLICY_STOP
     np.testing.assert_allclose(log["target"][:-1], np.stack(arm.moves[1:]))
     assert arm.closed
 
@@ -557,6 +559,110 @@ def test_view_guard_stops_the_loop_when_the_arm_is_out_of_view(meta, tmp_path):
     arm = FakeArm(meta.home_m, fault_after=2, fault=lambda a: setattr(a, "pos", np.array([0.4, 0.0, 0.9])))
     _, cause, _ = run_fake(meta, tmp_path, arm)
     assert "measured ee" in cause and "leave the camera image" in cause and arm.stops >= 1
+
+
+# --- stopping: the policy's own estimate, never the measured distance --------------------------------
+IN_SIM_EVAL = {"episodes": 128, "success_2cm": 0.44, "success_5cm": 0.94, "mean_final_distance_m": 0.025}
+"""A stand-in for the ``eval.json`` that export records in the model's metadata."""
+
+
+def test_policy_stop_ends_where_the_policy_believes_the_goal_is(meta, tmp_path):
+    """A policy that sees the arm 2.5 cm above where it is (inside the drift guard) settles where it
+    believes the goal is: the episode ends by policy stop after ``steps`` settled steps, and the
+    measured 2.5 cm (a miss at 2 cm) is reported, not acted on."""
+    arm = FakeArm(meta.home_m)
+    goal = np.array([0.5, 0.1, 0.15])
+    pol = ScriptedPolicy(meta, arm, ee_offset=[0.0, 0.0, 0.025])
+    results, cause, said = run_fake(meta, tmp_path, arm, pol=pol, goals=goal[None])
+    assert cause is None and results[0].ended_by == loop.POLICY_STOP and not any("warning" in s for s in said)
+    assert results[0].final_distance_m == pytest.approx(0.025, abs=1e-9)  # a miss at the 2 cm threshold
+    assert np.linalg.norm(results[0].final_ee_pred - goal) < 1e-9
+    log, stop = np.load(tmp_path / "logs" / "episode_000.npz"), loop.PolicyStop()
+    settled = [stop.settled(a, e, goal, meta) for a, e in zip(log["action"], log["ee_pred"], strict=True)]
+    assert settled[-stop.steps :] == [True] * stop.steps and not settled[-stop.steps - 1]
+    assert results[0].steps == len(settled) - 1 < 40
+
+
+@pytest.mark.parametrize(
+    "ee_offset, action, goal_from_home",
+    [
+        ([0.0, 0.0, 0.025], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),  # at the goal, still; it sees itself 2.5 cm off
+        ([0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.1, 0.0, 0.0]),  # sees itself right, sweeps through at full speed
+    ],
+    ids=["estimate off", "not holding still"],
+)
+def test_the_measured_distance_never_ends_an_episode(meta, tmp_path, ee_offset, action, goal_from_home):
+    """The arm is measured within the success threshold of the goal, but the policy does not say it
+    has arrived: the episode runs to the step limit."""
+    arm = FakeArm(meta.home_m)
+    goal = meta.home_m + goal_from_home
+    pol = ScriptedPolicy(meta, arm, ee_offset=ee_offset, action=action)
+    results, cause, _ = run_fake(meta, tmp_path, arm, pol=pol, goals=goal[None], options=loop.Options(max_steps=10))
+    log = np.load(tmp_path / "logs" / "episode_000.npz")
+    assert np.min(np.linalg.norm(log["ee_sdk"] - goal, axis=1)) < meta.success_threshold_m  # the arm was there
+    assert cause is None and results[0].ended_by == loop.STEP_LIMIT and results[0].steps == 10
+
+
+def test_full_episode_runs_exactly_the_training_episode_length(meta, tmp_path):
+    """``policy_stop=None`` with the training ``episode_steps``: exactly that many moves after home, the
+    in-sim definition; the same policy with the default stop ends earlier, by its own decision."""
+    options = loop.Options(max_steps=meta.episode_steps, policy_stop=None)
+    assert loop.episode_definition(options, meta.episode_steps) == loop.FULL_EPISODE
+    arm = FakeArm(meta.home_m)
+    results, cause, _ = run_fake(meta, tmp_path, arm, options=options)
+    assert cause is None and results[0].ended_by == loop.STEP_LIMIT and results[0].steps == meta.episode_steps
+    assert len(arm.moves) == 1 + meta.episode_steps  # home, then one move per step
+    assert results[0].final_distance_m < meta.success_threshold_m
+    stopping = FakeArm(meta.home_m)
+    early, _, _ = run_fake(meta, tmp_path, stopping, options=loop.Options(max_steps=meta.episode_steps))
+    assert early[0].ended_by == loop.POLICY_STOP and early[0].steps < meta.episode_steps
+
+
+def test_policy_stop_rule_is_validated():
+    for move_m, steps in ((0.0, 3), (float("nan"), 3), (0.003, 0)):
+        with pytest.raises(contract.DeployError, match="policy stop") as err:
+            loop.PolicyStop(move_m, steps)
+        assert "\n" not in str(err.value)
+
+
+def test_summary_names_the_episode_definition_and_compares_with_the_in_sim_eval(meta_dict, meta):
+    with_eval = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "eval", IN_SIM_EVAL)))
+    goal = np.zeros(3)
+    results = [
+        loop.EpisodeResult(goal, goal + [d, 0.0, 0.0], d, goal, meta.episode_steps, loop.STEP_LIMIT)
+        for d in (0.01, 0.03, 0.06, 0.015)
+    ]
+    full = loop.summary(results, with_eval, loop.Options(max_steps=meta.episode_steps, policy_stop=None))
+    assert full["episode_definition"] == loop.FULL_EPISODE and full["like_with_like"] is True
+    assert full["deploy"] == {
+        "episodes": 4,
+        "success_2cm": 0.5,
+        "success_5cm": 0.75,
+        "mean_final_distance_m": pytest.approx(0.02875),
+        "ended_by": {loop.STEP_LIMIT: 4},
+    }
+    assert full["in_sim"] == {"episode_definition": loop.FULL_EPISODE, **IN_SIM_EVAL}
+    text = loop.format_summary(full)
+    assert text.startswith("episodes: full episode") and "like with like" in text
+    assert [line.split()[:4] for line in text.splitlines()[2:4]] == [
+        ["deploy", "4", "0.50", "0.75"],
+        ["in-sim", "128", "0.44", "0.94"],
+    ]
+    stopped_early = [*results[:-1], dataclasses.replace(results[-1], steps=7, ended_by=loop.POLICY_STOP)]
+    for runs, options, definition in (
+        (stopped_early, loop.Options(max_steps=meta.episode_steps), loop.POLICY_STOP),
+        (results, loop.Options(max_steps=10, policy_stop=None), "10 steps"),
+    ):
+        other = loop.summary(runs, with_eval, options)
+        assert other["episode_definition"] == definition and other["like_with_like"] is False
+        assert "not the in-sim definition" in other["note"] and other["note"] in loop.format_summary(other)
+    never_stopped = loop.summary(results, with_eval, loop.Options(max_steps=meta.episode_steps))
+    assert never_stopped["episode_definition"] == loop.POLICY_STOP and never_stopped["like_with_like"] is True
+    assert never_stopped["note"].endswith("(no episode stopped early)")
+    assert meta.raw["eval"] is None
+    bare = loop.summary([], meta, loop.Options(max_steps=meta.episode_steps, policy_stop=None))
+    assert bare["deploy"] == {"episodes": 0} and bare["in_sim"] is None and not bare["like_with_like"]
+    assert "no in-sim evaluation" in loop.format_summary(bare)
 
 
 # --- CLI --------------------------------------------------------------------------------------------
@@ -640,6 +746,35 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
     assert code == 1 and arm.stops >= 1 and len(arm.moves) == 3  # home and two steps, then the stream stopped
     assert err[-1].startswith("stopped: no colour frame from the RealSense")
     assert json.loads(summary.read_text())["stopped"] == err[-1].removeprefix("stopped: ")
+
+
+def test_cli_summary_states_the_episode_definition_next_to_the_in_sim_eval(
+    tmp_path, meta_dict, meta, capsys, monkeypatch
+):
+    """By default episodes may end by policy stop (the tiny policy never holds still, so none does and
+    the summary says its figures are the full episode's); ``--full-episode`` runs the model's
+    ``episode_steps``; a shorter ``--max-steps`` is not the in-sim definition. Each prints the model's
+    in-sim figures next to its own and writes them to ``--summary-json``."""
+    model = tiny_onnx(tmp_path / "a.onnx", changed(changed(meta_dict, "episode_steps", 3), "eval", IN_SIM_EVAL))
+    path = tmp_path / "summary.json"
+    common = ["--twin", "--goal", "0.45", "0.0", "0.2", "--drift-warn-m", "10", "--drift-stop-m", "10"]
+    for flags, definition, like in (
+        ([], loop.POLICY_STOP, True),
+        (["--max-steps", "2"], loop.POLICY_STOP, False),
+        (["--full-episode"], loop.FULL_EPISODE, True),
+    ):
+        arm = FakeArm(meta.home_m)
+        monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol, arm=arm: (FakeCamera(), arm))
+        logs = ["--log-dir", str(tmp_path / "logs"), "--summary-json", str(path)]
+        assert deploy_main([str(model), *common, *logs, *flags]) == 0
+        out = capsys.readouterr().out
+        summary = json.loads(path.read_text())
+        assert summary["episode_definition"] == definition and summary["like_with_like"] is like
+        assert summary["in_sim"]["success_2cm"] == IN_SIM_EVAL["success_2cm"] and summary["in_sim_eval"] == IN_SIM_EVAL
+        assert f"episodes: {definition}" in out and summary["note"] in out
+    assert len(arm.moves) == 1 + 3  # the full episode: home, then episode_steps moves
+    assert deploy_main([str(model), *common, "--stop-steps", "0", "--dry-run"]) == 1
+    assert capsys.readouterr().err.strip().startswith("error: policy stop")
 
 
 def test_deploy_imports_no_jax_mujoco_or_flax():
@@ -754,7 +889,7 @@ def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
     pol = policy_lib.Policy(twin_model)
     arm = FaultyTwinArm(twin_world)
     lim = safety.Limits(pol.meta.workspace_low, pol.meta.workspace_high, pol.meta.max_step_m)
-    options = loop.Options(max_steps=10, stop_at_goal=False, drift=safety.DriftLimits(10.0, 10.0, 1))
+    options = loop.Options(max_steps=10, policy_stop=None, drift=safety.DriftLimits(10.0, 10.0, 1))
     results, cause = loop.run(
         pol,
         twin.TwinCamera(twin_world),
@@ -783,7 +918,7 @@ def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path,
             str(TWIN_GOALS),
             "--seed",
             "7",
-            "--no-stop-at-goal",
+            "--full-episode",
             "--drift-warn-m",
             "10",
             "--drift-stop-m",
@@ -798,6 +933,11 @@ def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path,
     summary = json.loads(summary_path.read_text())
     twin, sim = summary["deploy"], json.loads((trained_run / "eval.json").read_text())
     assert twin["episodes"] == TWIN_GOALS and summary["in_sim_eval"] == sim
+    assert summary["episode_definition"] == loop.FULL_EPISODE and summary["like_with_like"] is True
+    assert (
+        twin["ended_by"] == {loop.STEP_LIMIT: TWIN_GOALS}
+        and summary["max_steps"] == policy_lib.Policy(twin_model).meta.episode_steps
+    )
     assert len(list((tmp_path / "logs").glob("episode_*.npz"))) == TWIN_GOALS
     with capsys.disabled():
         print(
