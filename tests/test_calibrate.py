@@ -326,7 +326,7 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     )
     assert export.main([str(run), "--check-envs", "1"]) == 0
     meta = policy_lib.Policy(run / "actor.onnx").meta
-    assert meta.camera_roll_deg == pytest.approx(out["estimated"]["roll_deg"])
+    assert meta.cameras[0].roll_deg == pytest.approx(out["estimated"]["roll_deg"])
     rc = deploy_main(
         [
             str(run / "actor.onnx"),

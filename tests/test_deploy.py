@@ -73,9 +73,10 @@ def tiny_onnx(path: pathlib.Path, meta: dict | None, image_shape=(84, 84, 3)) ->
 
 
 def changed(meta: dict, dotted: str, value) -> dict:
-    """A deep copy of ``meta`` with field ``dotted`` set to ``value`` (or removed when ``value`` is ...)."""
+    """A deep copy of ``meta`` with field ``dotted`` (list items by index) set to ``value`` (or removed
+    when ``value`` is ...)."""
     out = json.loads(json.dumps(meta))
-    *parents, last = dotted.split(".")
+    *parents, last = [int(part) if part.isdigit() else part for part in dotted.split(".")]
     node = out
     for part in parents:
         node = node[part]
@@ -104,7 +105,8 @@ def test_policy_loads_tiny_onnx_and_runs(tmp_path, meta_dict):
         ("image.height", 96, "input 'image'"),
         ("image.channels", 4, "channels"),
         ("preprocessing.version", 99, "preprocessing"),
-        ("camera.fovy_deg", "wide", "camera.fovy_deg"),
+        ("cameras.0.fovy_deg", "wide", r"cameras\[0\]\.fovy_deg"),
+        ("cameras", [], "cameras"),
         ("workspace.low", [0.25, -0.2], "workspace.low"),
         ("workspace.high", [0.2, 0.2, 0.36], "empty"),
         ("world_to_base", np.diag([1.0, 1.0, 1.0, 2.0]).tolist(), "rigid"),
@@ -130,44 +132,48 @@ def test_model_without_metadata_or_damaged_is_refused(tmp_path, meta_dict):
         policy_lib.Policy(tmp_path / "missing.onnx")
 
 
+def one_camera(pos, lookat, roll_deg: float = 0.0, image_hw=None) -> contract.Bench:
+    """A bench with one camera at ``pos`` looking at ``lookat`` (m), rolled ``roll_deg``."""
+    return contract.Bench((contract.BenchCamera(tuple(pos), tuple(lookat), roll_deg),), image_hw)
+
+
 def test_bench_must_match_the_trained_camera_and_image(meta):
     cam = Config().env.camera
-    bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, (84, 84)))
-    bench_lib.check_bench(meta, contract.Bench(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
+    bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, image_hw=(84, 84)))
+    bench_lib.check_bench(meta, one_camera(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
     with pytest.raises(PolicyError, match="image size"):
-        bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, (96, 96)))
+        bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, image_hw=(96, 96)))
     with pytest.raises(PolicyError, match="camera position"):
-        bench_lib.check_bench(meta, contract.Bench(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
+        bench_lib.check_bench(meta, one_camera(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
     turned = np.add(cam.lookat, [0.2, 0.0, 0.0])  # ~8 deg about the vertical axis
     with pytest.raises(PolicyError, match="camera orientation"):
-        bench_lib.check_bench(meta, contract.Bench(cam.pos, tuple(turned)))
-    bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, camera_roll_deg=1.5))  # inside the 2 deg jitter
+        bench_lib.check_bench(meta, one_camera(cam.pos, tuple(turned)))
+    bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, roll_deg=1.5))  # inside the 2 deg jitter
     with pytest.raises(PolicyError, match="camera orientation.*roll"):
-        bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, camera_roll_deg=3.0))
+        bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, roll_deg=3.0))
 
 
 def test_roll_in_contract_and_bench_and_old_files_without_it(tmp_path, meta_dict):
     """The contract and the bench carry the camera roll; a model or bench without it reads as level."""
-    rolled = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", 3.0)))
-    assert rolled.camera_roll_deg == 3.0 and meta_dict["camera"]["roll_deg"] == 0.0
-    old = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", ...)))
-    assert old.camera_roll_deg == 0.0
+    rolled = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "cameras.0.roll_deg", 3.0)))
+    assert rolled.cameras[0].roll_deg == 3.0 and meta_dict["camera"]["roll_deg"] == 0.0
+    old = policy_lib.parse_metadata(json.dumps(changed(changed(meta_dict, "cameras", ...), "camera.roll_deg", ...)))
+    assert old.cameras[0].roll_deg == 0.0 and len(old.cameras) == 1
     cam = Config().env.camera
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat)}}))
-    assert contract.load_bench(bench).camera_roll_deg == 0.0
+    assert contract.load_bench(bench).cameras[0].roll_deg == 0.0
     bench_lib.check_bench(old, contract.load_bench(bench))
     bench.write_text(
         json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat), "roll_deg": 3.0, "fovy_deg": 42.0}})
     )
     loaded = contract.load_bench(bench)
-    assert (loaded.camera_roll_deg, loaded.camera_fovy_deg) == (3.0, 42.0)
+    assert (loaded.cameras[0].roll_deg, loaded.cameras[0].fovy_deg) == (3.0, 42.0)
     bench_lib.check_bench(rolled, loaded)
     with pytest.raises(PolicyError, match="camera orientation"):
         bench_lib.check_bench(old, loaded)
-    assert (
-        loop.view_guard(rolled).roll_deg == 3.0 and loop.view_guard(rolled, cam.pos, cam.lookat, -1.0).roll_deg == -1.0
-    )
+    assert loop.view_guard(rolled).guards[0].roll_deg == 3.0
+    assert loop.view_guard(rolled, one_camera(cam.pos, cam.lookat, -1.0)).guards[0].roll_deg == -1.0
 
 
 def test_bench_file_errors_are_one_line(tmp_path):
@@ -450,11 +456,11 @@ class ScriptedPolicy:
         self.meta, self.arm = meta, arm
         self.ee_offset, self.action = np.asarray(ee_offset), action
 
-    def preprocess(self, frame, intr):
-        return camera_model.preprocess(frame, intr, self.meta.fovy_deg, self.meta.image_hw)
+    def preprocess(self, frame, intr, camera=0):
+        return camera_model.preprocess(frame, intr, self.meta.cameras[camera].fovy_deg, self.meta.image_hw)
 
     def __call__(self, image, goal):
-        assert image.shape == (84, 84, 3)
+        assert image.shape == (84, 84, self.meta.channels)
         ee = self.arm.pos + self.ee_offset
         action = (
             np.clip((np.asarray(goal) - ee) / self.meta.max_step_m, -1, 1)
@@ -464,12 +470,12 @@ class ScriptedPolicy:
         return action, ee
 
 
-def run_fake(meta, tmp_path, arm, camera=None, pol=None, goals=None, options=None, limits=None):
+def run_fake(meta, tmp_path, arm, cameras=None, pol=None, goals=None, options=None, limits=None):
     lim = limits or safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m)
     said = []
     results, cause = loop.run(
         pol or ScriptedPolicy(meta, arm),
-        camera or FakeCamera(),
+        cameras or [FakeCamera() for _ in meta.cameras],
         arm,
         np.array([[0.5, 0.1, 0.15]]) if goals is None else goals,
         lim,
@@ -530,7 +536,7 @@ def test_loop_stops_motion_and_names_the_cause(meta, tmp_path, case):
         pol = ScriptedPolicy(meta, arm, action=[np.nan, 0.0, 0.0])
     elif case == "drift":
         pol = ScriptedPolicy(meta, arm, ee_offset=[0.05, 0.0, 0.0])
-    results, cause, said = run_fake(meta, tmp_path, arm, camera, pol)
+    results, cause, said = run_fake(meta, tmp_path, arm, [camera], pol)
     expected = {
         "camera timeout": "no colour frame",
         "controller error": "error code 22",
@@ -616,7 +622,7 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
     """A camera that stops streaming mid-episode: the CLI stops the arm, prints the cause on one
     line and exits 1, and the summary records it."""
     arm, camera = FakeArm(meta.home_m), FakeCamera(fail_at=2)
-    monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol: (camera, arm))
+    monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol, serials: ([camera], arm))
     summary = tmp_path / "summary.json"
     code = deploy_main(
         [
@@ -757,7 +763,7 @@ def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
     options = loop.Options(max_steps=10, stop_at_goal=False, drift=safety.DriftLimits(10.0, 10.0, 1))
     results, cause = loop.run(
         pol,
-        twin.TwinCamera(twin_world),
+        twin.cameras(twin_world),
         arm,
         [[0.45, 0.05, 0.2]],
         lim,
