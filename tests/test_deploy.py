@@ -8,9 +8,11 @@ camera and policy; the twin tests use the session's ``trained_run``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -25,7 +27,7 @@ from deploy import policy as policy_lib
 from deploy.__main__ import main as deploy_main
 from mjx_reach import camera as camera_model
 from mjx_reach import contract, export
-from mjx_reach.config import Config
+from mjx_reach.config import Config, EnvConfig
 from mjx_reach.contract import ArmError, CameraError, PolicyError, SafetyError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -182,6 +184,165 @@ def test_bench_file_errors_are_one_line(tmp_path):
     with pytest.raises(PolicyError) as err:
         contract.load_bench(bad)
     assert "bench file" in str(err.value) and "\n" not in str(err.value)
+
+
+# --- two cameras ------------------------------------------------------------------------------------
+TWO_CAMERAS = Config(env=EnvConfig(second_camera=True))
+
+
+@pytest.fixture(scope="module")
+def meta2_dict() -> dict:
+    """The export metadata of the default config with a second policy camera."""
+    return export.metadata(TWO_CAMERAS)
+
+
+@pytest.fixture(scope="module")
+def meta2(meta2_dict) -> policy_lib.Metadata:
+    return policy_lib.parse_metadata(json.dumps(meta2_dict))
+
+
+def two_camera_bench(env: EnvConfig = TWO_CAMERAS.env, serials=(None, None)) -> contract.Bench:
+    """A bench with ``env``'s two policy cameras (optionally with serials)."""
+    return contract.Bench(
+        tuple(
+            contract.BenchCamera(cam.pos, cam.lookat, cam.roll_deg, serial=serial)
+            for cam, serial in zip((env.camera, env.camera2), serials)
+        )
+    )
+
+
+def test_two_camera_contract_lists_the_cameras_in_channel_order(tmp_path, meta2_dict, meta2):
+    env = TWO_CAMERAS.env
+    assert meta2_dict["image"]["channels"] == 6 and len(meta2_dict["cameras"]) == 2
+    assert meta2_dict["camera"] == meta2_dict["cameras"][0]  # one-camera readers see camera 1
+    for cam, want in zip(meta2.cameras, (env.camera, env.camera2)):
+        np.testing.assert_allclose(cam.pos, want.pos)
+        np.testing.assert_allclose(cam.lookat, want.lookat)
+        assert (cam.fovy_deg, cam.roll_deg) == (want.fovy_deg, want.roll_deg)
+    pol = policy_lib.Policy(tiny_onnx(tmp_path / "two.onnx", meta2_dict, (84, 84, 6)))
+    assert pol.meta.channels == 6 and len(pol.meta.cameras) == 2
+    for channels in (3, 4):
+        with pytest.raises(PolicyError, match="image channels.*2 camera") as err:
+            policy_lib.parse_metadata(json.dumps(changed(meta2_dict, "image.channels", channels)))
+        assert "\n" not in str(err.value)
+
+
+def test_camera_count_of_model_and_bench_must_agree(meta, meta2):
+    cam = Config().env.camera
+    bench_lib.check_bench(meta2, two_camera_bench())
+    for model, bench, counts in (
+        (meta, two_camera_bench(), "trained with 1 camera(s), the bench has 2"),
+        (meta2, one_camera(cam.pos, cam.lookat), "trained with 2 camera(s), the bench has 1"),
+    ):
+        with pytest.raises(PolicyError, match=re.escape(counts)) as err:
+            bench_lib.check_bench(model, bench)
+        assert "\n" not in str(err.value)
+    moved = dataclasses.replace(TWO_CAMERAS.env.camera2, pos=tuple(np.add(TWO_CAMERAS.env.camera2.pos, [0.05, 0, 0])))
+    with pytest.raises(PolicyError, match="bench camera 2: camera position"):
+        bench_lib.check_bench(meta2, two_camera_bench(dataclasses.replace(TWO_CAMERAS.env, camera2=moved)))
+
+
+def test_two_camera_bench_file_with_serials(tmp_path):
+    env = TWO_CAMERAS.env
+    path = tmp_path / "bench.json"
+    cams = [
+        {"pos": list(c.pos), "lookat": list(c.lookat), "serial": s}
+        for c, s in ((env.camera, "A1"), (env.camera2, "B2"))
+    ]
+    path.write_text(json.dumps({"cameras": cams, "image": {"height": 84, "width": 84}}))
+    bench = contract.load_bench(path)
+    assert [c.serial for c in bench.cameras] == ["A1", "B2"] and bench.image_hw == (84, 84)
+    assert bench.cameras[1].pos == env.camera2.pos and bench.cameras[1].roll_deg == 0.0
+    for bad in ({"cameras": []}, {"camera": cams[0], "cameras": cams}, {"cameras": [{"pos": [1, 2, 3]}]}):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(PolicyError, match="bench file") as err:
+            contract.load_bench(path)
+        assert "\n" not in str(err.value)
+
+
+def test_camera_serials_come_from_the_flag_or_the_bench():
+    from deploy.__main__ import camera_serials
+
+    assert camera_serials(None, 1, None) == [None]  # the only connected camera, as before
+    assert camera_serials(["S1"], 1, None) == ["S1"]
+    assert camera_serials(["S1", "S2"], 2, None) == ["S1", "S2"]
+    assert camera_serials(None, 2, two_camera_bench(serials=("B1", "B2"))) == ["B1", "B2"]
+    assert camera_serials(["S2", "S1"], 2, two_camera_bench(serials=("B1", "B2"))) == ["S2", "S1"]  # the flag wins
+    for given, count, bench, message in (
+        (["S1"], 2, None, "given 1 time.* 2 camera"),
+        (["S1", "S2"], 1, None, "given 2 time.* 1 camera"),
+        (None, 2, None, r"no serial for camera\(s\) \[1, 2\]"),
+        (None, 2, two_camera_bench(serials=("B1", None)), r"no serial for camera\(s\) \[2\]"),
+        (["S1", "S1"], 2, None, "S1 is given for more than one camera"),
+    ):
+        with pytest.raises(contract.DeployError, match=message) as err:
+            camera_serials(given, count, bench)
+        assert "\n" not in str(err.value)
+
+
+def test_cli_refuses_a_camera_count_mismatch_in_one_line(tmp_path, meta_dict, meta2_dict, capsys):
+    one, two = tiny_onnx(tmp_path / "one.onnx", meta_dict), tiny_onnx(tmp_path / "two.onnx", meta2_dict, (84, 84, 6))
+    env = TWO_CAMERAS.env
+    bench1, bench2 = tmp_path / "bench1.json", tmp_path / "bench2.json"
+    bench1.write_text(json.dumps({"camera": {"pos": env.camera.pos, "lookat": env.camera.lookat}}))
+    bench2.write_text(json.dumps({"cameras": [{"pos": c.pos, "lookat": c.lookat} for c in (env.camera, env.camera2)]}))
+    real = ["--ip", "10.0.0.1", "--goal", "0.4", "0.0", "0.2", "--dry-run"]
+    assert deploy_main([str(two), *real, "--bench", str(bench2), "--camera-serial", "S1", "--camera-serial", "S2"]) == 0
+    assert json.loads(capsys.readouterr().out)["camera_serials"] == ["S1", "S2"]
+    assert deploy_main([str(one), *real, "--bench", str(bench2)]) == 1
+    assert deploy_main([str(two), *real, "--bench", str(bench1)]) == 1
+    assert deploy_main([str(two), *real, "--bench", str(bench2), "--camera-serial", "S1"]) == 1
+    assert deploy_main([str(one), *real, "--bench", str(bench1), "--camera-serial", "S1", "--camera-serial", "S2"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert "1 camera(s), the bench has 2" in errors[0] and "2 camera(s), the bench has 1" in errors[1]
+    assert "given 1 time(s) but the model has 2" in errors[2] and "given 2 time(s) but the model has 1" in errors[3]
+
+
+class LevelCamera:
+    """``FakeCamera`` whose frames are all ``level`` (a D435-sized grey)."""
+
+    def __init__(self, level: int, fail_at: int | None = None):
+        self.level, self.fail_at, self.reads, self.closed = level, fail_at, 0, False
+
+    def read(self):
+        if self.fail_at is not None and self.reads >= self.fail_at:
+            raise CameraError(f"camera with level {self.level} stopped")
+        self.reads += 1
+        return np.full((480, 640, 3), self.level, np.uint8), D435
+
+    def close(self):
+        self.closed = True
+
+
+def test_loop_stacks_two_cameras_in_order_and_logs_both(meta2, tmp_path):
+    arm = FakeArm(meta2.home_m)
+    results, cause, _ = run_fake(meta2, tmp_path, arm, [LevelCamera(40), LevelCamera(200)])
+    assert cause is None and results[0].ended_by == "goal"
+    log = np.load(tmp_path / "logs" / "episode_000.npz")
+    assert log["image"].shape[1:] == (84, 84, 6)
+    assert np.all(log["image"][..., :3] == 40) and np.all(log["image"][..., 3:] == 200)
+    assert np.all(log["raw_frames"] == 40) and np.all(log["raw_frames_2"] == 200)
+    assert log["raw_frames_2"].shape == (1, 480, 640, 3)
+    np.testing.assert_allclose(log["intrinsics_2"], D435.to_array())
+    assert loop.side_by_side(log["image"]).shape[1:] == (84, 168, 3)
+
+
+def test_two_camera_loop_guards_each_view_and_closes_every_camera(meta2, tmp_path):
+    out_of_view_2 = np.array([0.15, -0.4, 0.2])  # in camera 1's view, outside camera 2's
+    view = loop.view_guard(meta2)
+    view.guards[0].check(out_of_view_2, "ee")
+    arm = FakeArm(meta2.home_m, fault_after=2, fault=lambda a: setattr(a, "pos", out_of_view_2))
+    cameras = [LevelCamera(40), LevelCamera(200)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "measured ee" in cause and "leave the camera 2 image" in cause and arm.stops >= 1
+    assert all(c.closed for c in cameras) and arm.closed
+    arm, cameras = FakeArm(meta2.home_m), [LevelCamera(40), LevelCamera(200, fail_at=2)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert cause == "camera with level 200 stopped" and arm.stops >= 1 and all(c.closed for c in cameras)
+    arm, cameras = FakeArm(meta2.home_m), [LevelCamera(40)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "takes 2 camera(s), 1 were opened" in cause and arm.moves == [] and cameras[0].closed
 
 
 # --- the SDK edge: units ------------------------------------------------------------------------------
