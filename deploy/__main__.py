@@ -144,7 +144,7 @@ def open_devices(args: argparse.Namespace, policy: Policy, serials: list[str | N
     if args.twin:
         from mjx_reach.standins import twin
 
-        world = twin.TwinWorld.from_metadata(meta.raw)
+        world = twin.TwinWorld.from_metadata(meta.raw, bench_path=args.bench)
         return twin.cameras(world), twin.TwinArm(world)
     from deploy import camera
     from deploy.arm import XArm

@@ -4,15 +4,18 @@
 metres, sim world frame) and moves with ``ReachEnv.move`` (damped least-squares IK, gripper pointing
 down), repeated until the ee settles on the target as the real arm does in position mode with
 ``wait=True``. ``TwinCamera`` has the interface of ``deploy.camera`` (``deploy.loop.Camera``): it
-renders one training camera (``cameras``: one per policy camera, in the model's order) at a real
-camera's size (``FRAME_HW``, 640x480 like a RealSense D435 colour stream) with the intrinsics of
-that render (``camera.intrinsics_for_fovy`` of that camera's field of view), with the nominal
-(un-randomized) scene and without pixel noise, for the deploy loop to preprocess like a real frame.
+renders one training (or bench) camera (``cameras``: one per policy camera, in the model's order)
+at a real camera's size (``FRAME_HW``, 640x480 like a RealSense D435 colour stream) with the
+intrinsics of that render (``camera.intrinsics_for_fovy`` of that camera's field of view), with the
+nominal (un-randomized) scene and without pixel noise, for the deploy loop to preprocess like a
+real frame.
 
 Deploy imports this module only in ``--twin`` mode (it needs JAX and MuJoCo).
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -59,14 +62,22 @@ class TwinWorld:
         self._frames: np.ndarray | None = None
 
     @classmethod
-    def from_metadata(cls, raw: dict, frame_hw: tuple[int, int] = FRAME_HW) -> TwinWorld:
-        """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes."""
+    def from_metadata(
+        cls, raw: dict, frame_hw: tuple[int, int] = FRAME_HW, bench_path: str | os.PathLike | None = None
+    ) -> TwinWorld:
+        """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes; with a
+        bench file, its cameras where the bench has them (``config.with_bench_camera``)."""
         try:
             cfg = config_lib.from_dict(config_lib.Config, raw["config"])
         except (KeyError, TypeError, ValueError) as e:
             raise DeployError(
                 f"--twin: the model's metadata holds no usable training config ({type(e).__name__}: {e})"
             ) from None
+        if bench_path is not None:
+            try:
+                cfg = config_lib.with_bench_camera(cfg, bench_path)
+            except config_lib.ConfigError as e:
+                raise DeployError(f"--twin: {e}") from None
         return cls(cfg, frame_hw)
 
     def tcp(self) -> np.ndarray:
