@@ -299,52 +299,6 @@ def test_cli_refuses_a_camera_count_mismatch_in_one_line(tmp_path, meta_dict, me
     assert "given 1 time(s) but the model has 2" in errors[2] and "given 2 time(s) but the model has 1" in errors[3]
 
 
-class LevelCamera:
-    """``FakeCamera`` whose frames are all ``level`` (a D435-sized grey)."""
-
-    def __init__(self, level: int, fail_at: int | None = None):
-        self.level, self.fail_at, self.reads, self.closed = level, fail_at, 0, False
-
-    def read(self):
-        if self.fail_at is not None and self.reads >= self.fail_at:
-            raise CameraError(f"camera with level {self.level} stopped")
-        self.reads += 1
-        return np.full((480, 640, 3), self.level, np.uint8), D435
-
-    def close(self):
-        self.closed = True
-
-
-def test_loop_stacks_two_cameras_in_order_and_logs_both(meta2, tmp_path):
-    arm = FakeArm(meta2.home_m)
-    results, cause, _ = run_fake(meta2, tmp_path, arm, [LevelCamera(40), LevelCamera(200)])
-    assert cause is None and results[0].ended_by == "goal"
-    log = np.load(tmp_path / "logs" / "episode_000.npz")
-    assert log["image"].shape[1:] == (84, 84, 6)
-    assert np.all(log["image"][..., :3] == 40) and np.all(log["image"][..., 3:] == 200)
-    assert np.all(log["raw_frames"] == 40) and np.all(log["raw_frames_2"] == 200)
-    assert log["raw_frames_2"].shape == (1, 480, 640, 3)
-    np.testing.assert_allclose(log["intrinsics_2"], D435.to_array())
-    assert loop.side_by_side(log["image"]).shape[1:] == (84, 168, 3)
-
-
-def test_two_camera_loop_guards_each_view_and_closes_every_camera(meta2, tmp_path):
-    out_of_view_2 = np.array([0.15, -0.4, 0.2])  # in camera 1's view, outside camera 2's
-    view = loop.view_guard(meta2)
-    view.guards[0].check(out_of_view_2, "ee")
-    arm = FakeArm(meta2.home_m, fault_after=2, fault=lambda a: setattr(a, "pos", out_of_view_2))
-    cameras = [LevelCamera(40), LevelCamera(200)]
-    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
-    assert "measured ee" in cause and "leave the camera 2 image" in cause and arm.stops >= 1
-    assert all(c.closed for c in cameras) and arm.closed
-    arm, cameras = FakeArm(meta2.home_m), [LevelCamera(40), LevelCamera(200, fail_at=2)]
-    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
-    assert cause == "camera with level 200 stopped" and arm.stops >= 1 and all(c.closed for c in cameras)
-    arm, cameras = FakeArm(meta2.home_m), [LevelCamera(40)]
-    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
-    assert "takes 2 camera(s), 1 were opened" in cause and arm.moves == [] and cameras[0].closed
-
-
 # --- the SDK edge: units ------------------------------------------------------------------------------
 def test_world_sdk_conversion_is_metres_to_millimetres_through_world_to_base():
     w2b = np.eye(4)
@@ -593,10 +547,10 @@ class FakeArm:
 
 
 class FakeCamera:
-    """Uniform grey D435 frames; raises ``CameraError`` from read number ``fail_at`` on."""
+    """Uniform D435 frames of grey ``level``; raises ``CameraError`` from read number ``fail_at`` on."""
 
-    def __init__(self, fail_at: int | None = None):
-        self.reads, self.fail_at, self.closed = 0, fail_at, False
+    def __init__(self, fail_at: int | None = None, level: int = 128):
+        self.reads, self.fail_at, self.level, self.closed = 0, fail_at, level, False
 
     def read(self):
         if self.fail_at is not None and self.reads >= self.fail_at:
@@ -604,7 +558,7 @@ class FakeCamera:
                 "no colour frame from the RealSense camera within 1.00 s (stream stopped or camera disconnected)"
             )
         self.reads += 1
-        return np.full((480, 640, 3), 128, np.uint8), D435
+        return np.full((480, 640, 3), self.level, np.uint8), D435
 
     def close(self):
         self.closed = True
@@ -724,6 +678,36 @@ def test_view_guard_stops_the_loop_when_the_arm_is_out_of_view(meta, tmp_path):
     arm = FakeArm(meta.home_m, fault_after=2, fault=lambda a: setattr(a, "pos", np.array([0.4, 0.0, 0.9])))
     _, cause, _ = run_fake(meta, tmp_path, arm)
     assert "measured ee" in cause and "leave the camera image" in cause and arm.stops >= 1
+
+
+def test_loop_stacks_two_cameras_in_order_and_logs_both(meta2, tmp_path):
+    arm = FakeArm(meta2.home_m)
+    results, cause, _ = run_fake(meta2, tmp_path, arm, [FakeCamera(level=40), FakeCamera(level=200)])
+    assert cause is None and results[0].ended_by == "goal"
+    log = np.load(tmp_path / "logs" / "episode_000.npz")
+    assert log["image"].shape[1:] == (84, 84, 6)
+    assert np.all(log["image"][..., :3] == 40) and np.all(log["image"][..., 3:] == 200)
+    assert np.all(log["raw_frames"] == 40) and np.all(log["raw_frames_2"] == 200)
+    assert log["raw_frames_2"].shape == (1, 480, 640, 3)
+    np.testing.assert_allclose(log["intrinsics_2"], D435.to_array())
+    assert loop.side_by_side(log["image"]).shape[1:] == (84, 168, 3)
+
+
+def test_two_camera_loop_guards_each_view_and_closes_every_camera(meta2, tmp_path):
+    out_of_view_2 = np.array([0.15, -0.4, 0.2])  # in camera 1's view, outside camera 2's
+    view = loop.view_guard(meta2)
+    view.guards[0].check(out_of_view_2, "ee")
+    arm = FakeArm(meta2.home_m, fault_after=2, fault=lambda a: setattr(a, "pos", out_of_view_2))
+    cameras = [FakeCamera(level=40), FakeCamera(level=200)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "measured ee" in cause and "leave the camera 2 image" in cause and arm.stops >= 1
+    assert all(c.closed for c in cameras) and arm.closed
+    arm, cameras = FakeArm(meta2.home_m), [FakeCamera(level=40), FakeCamera(fail_at=2, level=200)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "no colour frame" in cause and cameras[1].reads == 2 and arm.stops >= 1 and all(c.closed for c in cameras)
+    arm, cameras = FakeArm(meta2.home_m), [FakeCamera(level=40)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "takes 2 camera(s), 1 were opened" in cause and arm.moves == [] and cameras[0].closed
 
 
 # --- CLI --------------------------------------------------------------------------------------------

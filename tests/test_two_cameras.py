@@ -90,12 +90,23 @@ def test_twin_renders_each_camera_from_its_own_pose(twin_world):
 
 
 def test_deploy_twin_runs_two_camera_episodes(two_camera_model, tmp_path):
-    _, path = two_camera_model
+    """``python -m deploy --twin --bench`` with a two-camera bench (camera 2 1 cm off its training
+    pose, inside the jitter): the twin renders both bench cameras and the episodes run."""
+    run, path = two_camera_model
+    cfg, _, _ = runs.load_params(run)
+    bench = tmp_path / "bench.json"
+    cams = [
+        {"pos": list(np.add(cam.pos, offset)), "lookat": list(cam.lookat), "roll_deg": cam.roll_deg}
+        for cam, offset in ((cfg.env.camera, 0.0), (cfg.env.camera2, [0.01, 0.0, 0.0]))
+    ]
+    bench.write_text(json.dumps({"cameras": cams}))
     summary = tmp_path / "summary.json"
     code = deploy_main(
         [
             str(path),
             "--twin",
+            "--bench",
+            str(bench),
             "--random-goals",
             "2",
             "--max-steps",
