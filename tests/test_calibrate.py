@@ -238,10 +238,10 @@ def test_twin_calibration_meets_5mm_and_half_a_degree(twin, tmp_path):
     print(summary)
     assert max(pos_err) <= POSITION_BOUND_M and max(rot_err) <= ROTATION_BOUND_DEG, summary
     # the outputs: a bench deploy reads (with the roll), and the log of every pose
-    loaded = contract.load_bench(tmp_path / "0" / "bench.json")
+    (loaded,) = contract.load_bench(tmp_path / "0" / "bench.json").cameras
     data = json.loads((tmp_path / "0" / "bench.json").read_text())
     np.testing.assert_allclose(
-        cm.camera_xmat(loaded.camera_pos, loaded.camera_lookat, loaded.camera_roll_deg),
+        cm.camera_xmat(loaded.pos, loaded.lookat, loaded.roll_deg),
         data["camera"]["xmat"],
         atol=1e-9,
     )
