@@ -9,8 +9,8 @@
 Positions are metres in the sim world frame (arm base at the origin, +x forward, +z up). The
 workspace box and the max step come from the model; --box-low/--box-high/--max-step-m can only
 tighten them. A model trained with K cameras opens K RealSense cameras by serial (--camera-serial K
-times in the model's camera order, or the bench's serials). Each episode is logged to LOG_DIR/episode_NNN.npz (+ .mp4 with imageio).
-Ctrl-C stops the arm's motion and ends the run.
+times in the model's camera order, or the bench's serials). Each episode is logged to
+LOG_DIR/episode_NNN.npz (+ .mp4 with imageio). Ctrl-C stops the arm's motion and ends the run.
 """
 
 from __future__ import annotations
