@@ -1,14 +1,16 @@
 """Run an exported reach policy on the real xArm7 (or its digital twin).
 
     python -m deploy runs/RUN/actor.onnx --ip 192.168.1.185 --bench bench.json --goal 0.45 0.05 0.20
+    python -m deploy runs/RUN/actor.onnx --ip ... --bench ... --camera-serial S1 --camera-serial S2 --goal ...
     python -m deploy runs/RUN/actor.onnx --twin --random-goals 5          # simulated arm and camera
     python -m deploy runs/RUN/actor.onnx --ip ... --bench ... --random-goals 3 --dry-run
     python -m deploy calibrate --ip 192.168.1.185 --out calibration   # the camera's pose: bench.json
 
 Positions are metres in the sim world frame (arm base at the origin, +x forward, +z up). The
 workspace box and the max step come from the model; --box-low/--box-high/--max-step-m can only
-tighten them. Each episode is logged to LOG_DIR/episode_NNN.npz (+ .mp4 with imageio).
-Ctrl-C stops the arm's motion and ends the run.
+tighten them. A model trained with K cameras opens K RealSense cameras by serial (--camera-serial K
+times in the model's camera order, or the bench's serials). Each episode is logged to
+LOG_DIR/episode_NNN.npz (+ .mp4 with imageio). Ctrl-C stops the arm's motion and ends the run.
 
 An episode ends when the policy says it has arrived (its own ee estimate within the success
 threshold of the goal and its moves below --stop-move-m for --stop-steps steps in a row; the arm's
@@ -31,7 +33,7 @@ from deploy.arm import Arm
 from deploy.bench import check_bench
 from deploy.calibrate import write_json
 from deploy.policy import Policy
-from mjx_reach.contract import DeployError, load_bench
+from mjx_reach.contract import Bench, DeployError, load_bench
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,8 +45,8 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--ip", help="the xArm controller's address (real arm)")
     where.add_argument(
         "--bench",
-        help="bench JSON with the measured camera pose (real arm): "
-        + '{"camera": {"pos": [x, y, z], "lookat": [x, y, z]}}',
+        help="bench JSON with the measured camera pose(s) (real arm): "
+        + '{"camera": {"pos": [x, y, z], "lookat": [x, y, z]}} or {"cameras": [{...}, {...}]}',
     )
     where.add_argument("--twin", action="store_true", help="drive the simulated arm and camera (needs the train extra)")
     where.add_argument(
@@ -76,7 +78,13 @@ def parser() -> argparse.ArgumentParser:
         "--drift-patience", type=int, default=safety.DriftLimits.patience, help="stop after this many warnings in a row"
     )
     limits.add_argument("--speed-m-s", type=float, default=0.1, help="Cartesian speed of each move, m/s")
-    where.add_argument("--camera-serial", help="the RealSense's serial number (default: the only one connected)")
+    where.add_argument(
+        "--camera-serial",
+        action="append",
+        metavar="SERIAL",
+        help="a RealSense's serial number, once per model camera in its order (default: the bench's serials; "
+        "with one camera and none, the only one connected)",
+    )
     limits.add_argument(
         "--camera-timeout-s", type=float, default=1.0, help="a camera read slower than this stops the run"
     )
@@ -122,21 +130,47 @@ def read_goals(args: argparse.Namespace, limits: safety.Limits) -> np.ndarray:
     return loop.check_goals(goals, limits)
 
 
-def open_devices(args: argparse.Namespace, policy: Policy) -> tuple[loop.Camera, Arm]:
-    """(camera, arm) for the twin or the real bench."""
+def camera_serials(given: list[str] | None, count: int, bench: Bench | None) -> list[str | None]:
+    """The serial of each of the model's ``count`` cameras, in its order: ``given`` (--camera-serial,
+    once per camera), else the bench's; with one camera and no serial, None (the only one connected).
+    A count mismatch, a missing or a duplicate serial is a one-line ``DeployError``."""
+    if given:
+        if len(given) != count:
+            raise DeployError(
+                f"--camera-serial given {len(given)} time(s) but the model has {count} camera(s): give one serial per camera, in the model's camera order"
+            )
+        serials: list[str | None] = list(given)
+    elif bench is not None and any(c.serial for c in bench.cameras):
+        serials = [c.serial for c in bench.cameras]
+    elif count == 1:
+        return [None]
+    else:
+        serials = [None] * count
+    missing = [k + 1 for k, serial in enumerate(serials) if not serial]
+    if missing and count > 1:
+        raise DeployError(
+            f"no serial for camera(s) {missing} of the model's {count}: pass --camera-serial {count} times (in the model's camera order) or put a \"serial\" on every bench camera"
+        )
+    repeated = sorted({s for s in serials if s and serials.count(s) > 1})
+    if repeated:
+        raise DeployError(f"camera serial {repeated[0]} is given for more than one camera")
+    return serials
+
+
+def open_devices(args: argparse.Namespace, policy: Policy, serials: list[str | None]) -> tuple[list[loop.Camera], Arm]:
+    """(cameras in the model's camera order, arm) for the twin or the real bench (``serials``: one
+    per camera, ``camera_serials``)."""
     meta = policy.meta
     if args.twin:
         from mjx_reach.standins import twin
 
-        world = twin.TwinWorld.from_metadata(meta.raw)
-        return twin.TwinCamera(world), twin.TwinArm(world)
+        world = twin.TwinWorld.from_metadata(meta.raw, bench_path=args.bench)
+        return twin.cameras(world), twin.TwinArm(world)
     from deploy import camera
     from deploy.arm import XArm
 
     arm = XArm(args.ip, meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, speed_m_s=args.speed_m_s)
-    return camera.RealSenseCamera(
-        args.camera_serial, width=640, height=480, fps=30, timeout_s=args.camera_timeout_s
-    ), arm
+    return camera.open_cameras(serials, timeout_s=args.camera_timeout_s), arm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         drift = safety.DriftLimits(args.drift_warn_m, args.drift_stop_m, args.drift_patience)
         stop = None if args.full_episode else loop.PolicyStop(args.stop_move_m, args.stop_steps)
         options = loop.Options(max_steps, stop, drift, args.log_raw_frames)
-        view = loop.view_guard(meta, *((bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg) if bench else ()))
+        view = loop.view_guard(meta, bench)
+        serials = [] if args.twin else camera_serials(args.camera_serial, len(meta.cameras), bench)
         plan = {
             "model": args.onnx,
             "config_hash": meta.config_hash,
@@ -173,17 +208,18 @@ def main(argv: list[str] | None = None) -> int:
             "goals": goals.tolist(),
             "episode_definition": loop.episode_definition(options, meta.episode_steps),
             "max_steps": max_steps,
+            "camera_serials": serials,
             "in_sim_eval": meta.raw.get("eval"),
         }
         print(json.dumps(plan))
         if args.dry_run:
             return 0
-        camera, arm = open_devices(args, policy)
+        cameras, arm = open_devices(args, policy, serials)
     except DeployError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     log_dir = pathlib.Path(args.log_dir or f"deploy_logs/{time.strftime('%Y%m%d-%H%M%S')}")
-    results, cause = loop.run(policy, camera, arm, goals, limits, view, options, log_dir)
+    results, cause = loop.run(policy, cameras, arm, goals, limits, view, options, log_dir)
     summary = loop.summary(results, meta, options)
     result = {**summary, "in_sim_eval": meta.raw.get("eval"), "stopped": cause, "log_dir": str(log_dir)}
     print(json.dumps(result, indent=2))

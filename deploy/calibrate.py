@@ -1,6 +1,7 @@
 """Eye-to-hand camera calibration: where the fixed camera is in the arm's base frame.
 
-    python -m deploy calibrate --ip 192.168.1.185 --out bench.json          # real arm + RealSense
+    python -m deploy calibrate --ip 192.168.1.185 --out calibration         # real arm + RealSense
+    python -m deploy calibrate --ip ... --camera-serial S2 --camera-index 2 --out calibration   # a second camera
     python -m deploy calibrate --twin --json out.json                        # the digital twin
     python -m deploy calibrate --print-marker marker.png                     # the marker to print
 
@@ -14,9 +15,12 @@ the camera's pose in the world frame and the marker's pose in the tool frame, fi
 Levenberg-Marquardt on the reprojection error of every detected corner. It reports the residual
 (pixels) and the pose's standard deviations from the LM covariance, and refuses with a one-line
 ``CalibrationError`` on too few detections, a degenerate pose set (too little rotation or spread)
-or a residual above ``max_rms_px``. ``write_outputs`` writes ``bench.json`` (the camera's position,
-look-at point, roll, field of view and full rotation, the intrinsics and the calibration's quality)
-and ``calibration_log.npz`` (frames, joint angles, tool poses, detections), each atomically.
+or a residual above ``max_rms_px``. ``run`` then writes ``bench.json`` (the camera's position,
+look-at point, roll, field of view, full rotation and serial, the intrinsics and the calibration's
+quality) and ``calibration_log.npz`` (frames, joint angles, tool poses, detections), each
+atomically. A bench holds one camera per policy camera: ``--camera-index K`` puts the calibrated
+camera in as camera K of the bench already in the folder (``bench_with_camera``; its log is
+``calibration_log_K.npz`` for K > 1).
 
 Conventions: metres, the sim world frame (arm base at the origin); rotations are camera-to-world
 matrices in MuJoCo's camera convention (looking along -z, +y up: ``mjx_reach.camera``). OpenCV's
@@ -42,7 +46,7 @@ from deploy import safety
 from deploy.arm import Arm
 from deploy.loop import Camera, stop_motion
 from mjx_reach import camera as camera_model
-from mjx_reach.contract import DeployError
+from mjx_reach.contract import DeployError, load_bench
 
 CV_FROM_MJ = np.diag([1.0, -1.0, -1.0])
 """MuJoCo camera axes (x right, y up, z back) → OpenCV camera axes (x right, y down, z forward)."""
@@ -379,10 +383,16 @@ def widest_fovy_deg(intr: camera_model.Intrinsics) -> float:
 
 
 def bench_dict(
-    sol: Solution, intr: camera_model.Intrinsics, marker: MarkerSpec, lookat_distance_m: float, frames: int
+    sol: Solution,
+    intr: camera_model.Intrinsics,
+    marker: MarkerSpec,
+    lookat_distance_m: float,
+    frames: int,
+    serial: str | None = None,
 ) -> dict:
-    """The bench JSON: ``camera`` (pos, lookat ``lookat_distance_m`` along the optical axis, roll_deg,
-    fovy_deg = ``widest_fovy_deg``, xmat), ``intrinsics`` and ``calibration`` (quality, marker mount)."""
+    """The one-camera bench JSON: ``camera`` (pos, lookat ``lookat_distance_m`` along the optical axis,
+    roll_deg, fovy_deg = ``widest_fovy_deg``, xmat, and ``serial`` when known), ``intrinsics`` and
+    ``calibration`` (quality, marker mount)."""
     lookat, roll = camera_model.lookat_roll_from_xmat(sol.cam_pos, sol.cam_xmat, lookat_distance_m)
     return {
         "camera": {
@@ -391,7 +401,8 @@ def bench_dict(
             "roll_deg": roll,
             "fovy_deg": widest_fovy_deg(intr),
             "xmat": sol.cam_xmat.tolist(),
-        },
+        }
+        | ({} if serial is None else {"serial": serial}),
         "intrinsics": dataclasses.asdict(intr),
         "calibration": {
             "method": "eye-to-hand: solvePnP + calibrateRobotWorldHandEye, refined by Levenberg-Marquardt on corner reprojection",
@@ -406,6 +417,60 @@ def bench_dict(
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     }
+
+
+_PER_CAMERA = ("intrinsics", "calibration")
+"""Fields a one-camera bench keeps beside ``camera`` and a several-camera bench inside each camera."""
+
+
+def read_bench(path: str | os.PathLike) -> dict | None:
+    """The bench JSON at ``path`` as written (None when there is none); an unreadable one is a
+    one-line ``PolicyError``."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    load_bench(path)
+    return json.loads(path.read_text())
+
+
+def bench_cameras(bench: dict | None) -> list[dict]:
+    """The cameras of a bench JSON (None: no bench), each with its ``intrinsics`` and ``calibration``."""
+    if bench is None:
+        return []
+    if "cameras" in bench:
+        return [dict(camera) for camera in bench["cameras"]]
+    return [bench["camera"] | {k: bench[k] for k in _PER_CAMERA if k in bench}]
+
+
+def check_camera_index(bench: dict | None, index: int) -> None:
+    """Refuse (``CalibrationError``) a camera ``index`` (1-based) that neither replaces a camera of
+    ``bench`` nor comes right after its last one."""
+    count = len(bench_cameras(bench))
+    if not 1 <= index <= count + 1:
+        raise CalibrationError(
+            f"--camera-index {index}: the bench in the output folder has {count} camera(s); calibrate camera 1 to {count + 1}"
+        )
+
+
+def bench_with_camera(bench: dict | None, calibrated: dict, index: int) -> dict:
+    """The bench JSON ``bench`` (None: none yet) with the one-camera bench ``calibrated``
+    (``bench_dict``) as its camera ``index`` (1-based): replacing that camera, or appended after the
+    last. One camera is written as ``camera`` + ``intrinsics`` + ``calibration`` (what deploy and
+    training always read), several as ``cameras`` (each with its ``intrinsics`` and
+    ``calibration``); other fields (``image``) are kept."""
+    check_camera_index(bench, index)
+    cameras = bench_cameras(bench)
+    cameras[index - 1 : index] = [calibrated["camera"] | {k: calibrated[k] for k in _PER_CAMERA}]
+    out = {k: v for k, v in (bench or {}).items() if k not in ("camera", "cameras", *_PER_CAMERA)}
+    if len(cameras) > 1:
+        return out | {"cameras": cameras}
+    only = cameras[0]
+    return out | {"camera": {k: v for k, v in only.items() if k not in _PER_CAMERA}} | {k: only[k] for k in _PER_CAMERA}
+
+
+def log_name(index: int) -> str:
+    """The calibration log's file name for bench camera ``index`` (1-based)."""
+    return "calibration_log.npz" if index == 1 else f"calibration_log_{index}.npz"
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:
@@ -530,13 +595,18 @@ def run(
     out: pathlib.Path,
     corner_noise_px: float = 0.0,
     say: Callable[[str], None] = print,
+    camera_index: int = 1,
+    serial: str | None = None,
 ) -> tuple[Solution | None, dict | None, str | None]:
     """The whole procedure: connect, move home (gripper down), collect over ``pose_set``, move home,
-    solve, write ``out/bench.json`` and ``out/calibration_log.npz``. Ctrl-C or any arm, camera or
-    safety fault stops the arm's motion first. Returns (solution, bench dict, cause of a refusal or
-    stop). The log is written whenever frames were collected, also after a stop or a refusal."""
+    solve, write ``out/bench.json`` (the camera, with its ``serial``, as camera ``camera_index`` of
+    the bench already there: ``bench_with_camera``) and its log ``out/log_name(camera_index)``.
+    Ctrl-C or any arm, camera or safety fault stops the arm's motion first. Returns (solution, the
+    camera's one-camera bench dict, cause of a refusal or stop). The log is written whenever frames
+    were collected, also after a stop or a refusal."""
     log = CalibrationLog()
     out = pathlib.Path(out)
+    log_path = out / log_name(camera_index)
     try:
         arm.connect()
         home = (limits.low + limits.high) / 2.0
@@ -558,32 +628,37 @@ def run(
         arm.move_to(home)
     except KeyboardInterrupt:
         stop_motion(arm, say)
-        return None, None, _finish(log, out, "interrupted (Ctrl-C): motion stopped")
+        return None, None, _finish(log, log_path, "interrupted (Ctrl-C): motion stopped")
     except DeployError as e:
         stop_motion(arm, say)
-        return None, None, _finish(log, out, str(e))
+        return None, None, _finish(log, log_path, str(e))
     finally:
         camera.close()
         arm.close()
     try:
         sol = solve(log.observations(settings.marker), settings)
     except CalibrationError as e:
-        return None, None, _finish(log, out, str(e))
+        return None, None, _finish(log, log_path, str(e))
     bench = bench_dict(
         sol,
         log.intrinsics,
         settings.marker,
         float(np.linalg.norm(sol.cam_pos - np.mean(log.tool_pos, axis=0))),
         len(log.frames),
+        serial,
     )
-    write_json(out / "bench.json", bench)
-    _finish(log, out, None)
+    try:
+        merged = bench_with_camera(read_bench(out / "bench.json"), bench, camera_index)
+    except DeployError as e:
+        return None, None, _finish(log, log_path, str(e))
+    write_json(out / "bench.json", merged)
+    _finish(log, log_path, None)
     return sol, bench, None
 
 
-def _finish(log: CalibrationLog, out: pathlib.Path, cause: str | None) -> str | None:
+def _finish(log: CalibrationLog, path: pathlib.Path, cause: str | None) -> str | None:
     if log.frames:
-        log.save(out / "calibration_log.npz")
+        log.save(path)
     return cause
 
 
@@ -605,6 +680,13 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--ip", help="the xArm controller's address (real arm; TCP offset [0, 0, 172] mm as for deploy)")
     where.add_argument("--camera-serial", help="the RealSense's serial number (default: the only one connected)")
     where.add_argument(
+        "--camera-index",
+        type=int,
+        default=1,
+        help="which camera of the bench in --out this one is (1-based, the policy's camera order): it replaces "
+        "that camera or is appended after the last (default 1: a one-camera bench)",
+    )
+    where.add_argument(
         "--twin",
         action="store_true",
         help="calibrate the digital twin's camera, placed at a random pose (needs the train extra)",
@@ -612,7 +694,11 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--twin-seed", type=int, default=0, help="seed of the twin's true camera pose and noise")
     where.add_argument("--print-marker", metavar="PNG", help="write the marker to print (300 dpi) and exit")
     out = p.add_argument_group("outputs")
-    out.add_argument("--out", default="calibration", help="folder for bench.json and calibration_log.npz")
+    out.add_argument(
+        "--out",
+        default="calibration",
+        help="folder for bench.json and calibration_log.npz (calibration_log_K.npz for --camera-index K > 1)",
+    )
     out.add_argument(
         "--json", help="also write a summary JSON here (with --twin: true vs estimated pose and the errors)"
     )
@@ -693,14 +779,14 @@ def main(argv: list[str]) -> int:
             min_detections=args.min_detections,
         )
         limits = safety.Limits(np.asarray(args.box_low, np.float64), np.asarray(args.box_high, np.float64), 0.1)
-        truth = None
+        check_camera_index(read_bench(pathlib.Path(args.out) / "bench.json"), args.camera_index)
+        truth, serial = None, None
         if args.twin:
             from mjx_reach.config import EnvConfig
             from mjx_reach.standins import calibration_twin
 
-            cam_pos, cam_xmat = calibration_twin.random_true_camera(
-                np.random.default_rng(args.twin_seed), EnvConfig().camera
-            )
+            nominal = EnvConfig().camera2 if args.camera_index == 2 else EnvConfig().camera
+            cam_pos, cam_xmat = calibration_twin.random_true_camera(np.random.default_rng(args.twin_seed), nominal)
             twin = calibration_twin.CalibrationTwin(
                 EnvConfig(), cam_pos, cam_xmat, marker.bits(), marker.size_m, TWIN_PIXEL_NOISE, args.twin_seed
             )
@@ -712,6 +798,7 @@ def main(argv: list[str]) -> int:
             camera = realsense.RealSenseCamera(
                 args.camera_serial, width=640, height=480, fps=30, timeout_s=args.camera_timeout_s
             )
+            serial = camera.serial
             arm, noise = (
                 XArm(args.ip, np.eye(4), DEFAULT_TCP_OFFSET_M, GRIPPER_DOWN_XMAT, speed_m_s=args.speed_m_s),
                 0.0,
@@ -719,12 +806,15 @@ def main(argv: list[str]) -> int:
     except (DeployError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    sol, bench, cause = run(arm, camera, limits, settings, pathlib.Path(args.out), noise)
+    sol, bench, cause = run(
+        arm, camera, limits, settings, pathlib.Path(args.out), noise, camera_index=args.camera_index, serial=serial
+    )
     if cause is not None:
         print(f"error: {cause}", file=sys.stderr)
         return 1
     summary = {
         "bench": str(pathlib.Path(args.out) / "bench.json"),
+        "camera_index": args.camera_index,
         "camera": bench["camera"],
         "reprojection_px": sol.rms_px,
         "position_std_m": sol.pos_std_m.tolist(),

@@ -5,7 +5,8 @@ ROS2 ``.db3`` bag, what librealsense 2.59 records, or a ROS1 ``.bag``) or any ``
 ``rs.software_device`` fed by a test. All three go through the same sensor-level path (open the
 colour sensor's profile, stream into a one-frame queue), so tests with
 a software device or a recording exercise the code a live camera runs; only the device lookup by
-serial needs hardware. Intrinsics always come from the opened stream profile, never a constant.
+serial needs hardware (``connected_devices`` lists what the USB bus offers). Intrinsics always come
+from the opened stream profile, never a constant.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ class RealSenseCamera:
             raise
         except RuntimeError as e:
             raise CameraError(f"cannot open RealSense {self._source}: {e}") from e
+        self.serial = (
+            self._device.get_info(rs.camera_info.serial_number)
+            if self._device.supports(rs.camera_info.serial_number)
+            else None
+        )
+        """The opened camera's serial number (None for a source without one)."""
         intr = profile.as_video_stream_profile().get_intrinsics()
         self.intrinsics = Intrinsics(
             width=intr.width, height=intr.height, fx=intr.fx, fy=intr.fy, ppx=intr.ppx, ppy=intr.ppy
@@ -76,7 +83,7 @@ class RealSenseCamera:
             device = ctx.load_device(self._bag)
             device.as_playback().set_real_time(False)  # every recorded frame, at the reader's pace
             return device
-        devices = list(ctx.query_devices())
+        devices = connected_devices()
         serials = [d.get_info(rs.camera_info.serial_number) for d in devices]
         if serial is None and len(devices) == 1:
             return devices[0]
@@ -133,6 +140,11 @@ class RealSenseCamera:
         self.close()
 
 
+def connected_devices() -> list[rs.device]:
+    """The RealSense devices connected to this machine."""
+    return list(rs.context().query_devices())
+
+
 def _colour_stream(device: rs.device, width: int, height: int, fps: int) -> tuple[rs.sensor, rs.stream_profile]:
     """The sensor and profile of ``device`` that stream colour ``width`` x ``height`` RGB8 at ``fps``."""
     offered = []
@@ -148,3 +160,17 @@ def _colour_stream(device: rs.device, width: int, height: int, fps: int) -> tupl
         f"RealSense offers no colour stream {width}x{height} rgb8 @{fps} fps "
         f"(colour streams: {', '.join(offered) or 'none'})"
     )
+
+
+def open_cameras(serials: list[str | None], *, timeout_s: float = 1.0) -> list[RealSenseCamera]:
+    """One 640x480 RGB8 30 fps ``RealSenseCamera`` per serial, in order (a None serial: the only one
+    connected). If one cannot be opened, those already open are closed and its ``CameraError`` raised."""
+    cameras: list[RealSenseCamera] = []
+    try:
+        for serial in serials:
+            cameras.append(RealSenseCamera(serial, width=640, height=480, fps=30, timeout_s=timeout_s))
+    except BaseException:
+        for camera in cameras:
+            camera.close()
+        raise
+    return cameras

@@ -1,13 +1,14 @@
 """The deploy loop: episodes of frame → preprocess → ONNX → safety → move, each logged.
 
 ``run`` connects the arm (clear errors, enable, position mode), then per goal moves home and steps:
-read a frame, preprocess it with the camera model, run the policy, compare its ee prediction with
-the arm's measured ee (drift guard) and check the gripper is in view (view guard), turn the action
-into the next target (max step, box) and command it. An episode ends when the policy says it has
-arrived (``PolicyStop``: its own ee estimate at the goal and its action small, decided from the
-images alone; the arm's measured distance to the goal is only reported), at the step limit, or on a
-stop: Ctrl-C, a camera/arm/safety error. On a stop the arm's motion is stopped first, then the
-episode's log is written and the cause returned for printing.
+read a frame from every camera, preprocess each with the camera model and its own intrinsics, stack
+them along channels in the model's camera order, run the policy, compare its ee prediction with
+the arm's measured ee (drift guard) and check the gripper is in view of every camera (view guard),
+turn the action into the next target (max step, box) and command it. An episode ends when the
+policy says it has arrived (``PolicyStop``: its own ee estimate at the goal and its action small,
+decided from the images alone; the arm's measured distance to the goal is only reported), at the
+step limit, or on a stop: Ctrl-C, a camera/arm/safety error. On a stop the arm's motion is stopped
+first, then the episode's log is written and the cause returned for printing.
 
 ``summary`` reports the success rates under an explicit episode definition (``FULL_EPISODE``, the
 in-sim evaluation's, or ``POLICY_STOP``) next to the in-sim evaluation recorded in the model, and
@@ -23,7 +24,7 @@ import dataclasses
 import os
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -33,7 +34,7 @@ from deploy import safety
 from deploy.arm import Arm
 from deploy.policy import Metadata, Policy
 from mjx_reach import camera as camera_model
-from mjx_reach.contract import DeployError, SafetyError
+from mjx_reach.contract import Bench, DeployError, SafetyError
 
 
 class Camera(Protocol):
@@ -100,7 +101,7 @@ class Options:
     drift: safety.DriftLimits = safety.DriftLimits()
     """Drift guard thresholds."""
     log_raw_frames: bool = False
-    """Keep every camera frame in the episode log (default: the first one only)."""
+    """Keep every camera frame in the episode log (default: each camera's first one only)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +121,8 @@ class EpisodeResult:
 
 
 class EpisodeLog:
-    """Per-step record of one episode, saved as ``<stem>.npz`` (+ ``<stem>.mp4`` of the policy images
-    when imageio with ffmpeg is installed)."""
+    """Per-step record of one episode, saved as ``<stem>.npz`` (+ ``<stem>.mp4`` of the policy images,
+    the cameras side by side, when imageio with ffmpeg is installed)."""
 
     def __init__(self, goal, keep_raw_frames: bool):
         self.goal = np.asarray(goal, np.float64)
@@ -129,38 +130,51 @@ class EpisodeLog:
         self.rows: dict[str, list] = {
             k: [] for k in ("time_s", "image", "action", "ee_pred", "ee_sdk", "drift_m", "target")
         }
-        self.frames: list[np.ndarray] = []
-        self.intrinsics = None
+        self.frames: list[list[np.ndarray]] = []
+        """Per camera, its raw frames."""
+        self.intrinsics: list[camera_model.Intrinsics] = []
+        """Per camera, the intrinsics of its latest frame."""
         self.ended_by = ""
 
-    def frame(self, frame: np.ndarray, intr: camera_model.Intrinsics) -> None:
-        if self.keep_raw_frames or not self.frames:
-            self.frames.append(frame)
-        self.intrinsics = intr
+    def frame(self, frames: Sequence[np.ndarray], intrinsics: Sequence[camera_model.Intrinsics]) -> None:
+        """One step's raw frame (h, w, 3) u8 and intrinsics of each camera, in the model's camera order."""
+        if not self.frames:
+            self.frames = [[] for _ in frames]
+        if self.keep_raw_frames or not self.frames[0]:
+            for kept, frame in zip(self.frames, frames, strict=True):
+                kept.append(frame)
+        self.intrinsics = list(intrinsics)
 
     def step(self, **row: np.ndarray | float) -> None:
-        """One step: ``image`` (H, W, 3) u8, ``action`` (3,), ``ee_pred``/``ee_sdk``/``target`` (3,) m
-        (``target`` NaN when none was commanded), ``drift_m``."""
+        """One step: ``image`` (H, W, 3K) u8 (K cameras stacked), ``action`` (3,),
+        ``ee_pred``/``ee_sdk``/``target`` (3,) m (``target`` NaN when none was commanded), ``drift_m``."""
         row["time_s"] = time.time()
         for key, value in row.items():
             self.rows[key].append(value)
 
     def save(self, stem: pathlib.Path, say: Callable[[str], None]) -> None:
-        """Write ``stem.npz`` atomically, then a best-effort ``stem.mp4``."""
+        """Write ``stem.npz`` atomically, then a best-effort ``stem.mp4``. Camera 1's frames and
+        intrinsics are ``raw_frames`` and ``intrinsics``, camera k's (k >= 2) ``raw_frames_k`` and
+        ``intrinsics_k``."""
         stem.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: np.asarray(v) for k, v in self.rows.items() if v}
-        intr = self.intrinsics
-        arrays |= {
-            "goal": self.goal,
-            "raw_frames": np.asarray(self.frames, np.uint8),
-            "intrinsics": np.zeros(0) if intr is None else intr.to_array(),
-            "ended_by": np.asarray(self.ended_by),
-        }
+        arrays |= {"goal": self.goal, "ended_by": np.asarray(self.ended_by)}
+        for k in range(max(len(self.frames), 1)):
+            suffix = "" if k == 0 else f"_{k + 1}"
+            frames = self.frames[k] if k < len(self.frames) else []
+            intr = self.intrinsics[k] if k < len(self.intrinsics) else None
+            arrays[f"raw_frames{suffix}"] = np.asarray(frames, np.uint8)
+            arrays[f"intrinsics{suffix}"] = np.zeros(0) if intr is None else intr.to_array()
         tmp = stem.with_name(stem.name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, stem.with_suffix(".npz"))
         if self.rows["image"]:
-            _write_video(stem.with_suffix(".mp4"), np.asarray(self.rows["image"]), say)
+            _write_video(stem.with_suffix(".mp4"), side_by_side(np.asarray(self.rows["image"])), say)
+
+
+def side_by_side(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3K) images of K stacked cameras → (N, H, K·W, 3), camera 1 on the left."""
+    return np.concatenate(np.split(images, images.shape[-1] // 3, axis=-1), axis=2)
 
 
 def _write_video(path: pathlib.Path, images: np.ndarray, say: Callable[[str], None]) -> None:
@@ -193,16 +207,17 @@ def check_goals(goals: ArrayLike, limits: safety.Limits) -> np.ndarray:
 
 def run_episode(
     policy: Policy,
-    camera: Camera,
+    cameras: Sequence[Camera],
     arm: Arm,
     goal: ArrayLike,
     limits: safety.Limits,
-    view: safety.ViewGuard,
+    view: safety.ViewGuards,
     options: Options,
     log: EpisodeLog,
     say: Callable[[str], None],
 ) -> EpisodeResult:
-    """One episode towards ``goal`` (3,) m from the home pose; raises a ``DeployError`` on a stop."""
+    """One episode towards ``goal`` (3,) m from the home pose with ``cameras`` in the model's camera
+    order; raises a ``DeployError`` on a stop."""
     meta = policy.meta
     goal = np.asarray(goal, np.float64)
     drift_guard = safety.DriftGuard(options.drift)
@@ -215,9 +230,11 @@ def run_episode(
         arm.check()
         ee = arm.position()
         view.check(ee, "measured ee")
-        frame, intr = camera.read()
-        log.frame(frame, intr)
-        image = policy.preprocess(frame, intr)
+        frames, intrinsics = zip(*(camera.read() for camera in cameras))
+        log.frame(frames, intrinsics)
+        image = np.concatenate(
+            [policy.preprocess(frame, intr, k) for k, (frame, intr) in enumerate(zip(frames, intrinsics))], axis=-1
+        )
         action, ee_pred = policy(image, goal)
         drift, warned = drift_guard.update(ee_pred, ee)
         if warned:
@@ -244,47 +261,57 @@ def stop_motion(arm: Arm, say: Callable[[str], None]) -> None:
         say(f"warning: could not send stop to the arm: {type(e).__name__}: {e}")
 
 
-def view_guard(
-    meta: Metadata,
-    cam_pos: ArrayLike | None = None,
-    cam_lookat: ArrayLike | None = None,
-    cam_roll_deg: float | None = None,
-) -> safety.ViewGuard:
-    """The view guard for the policy camera (default: where the model was trained; pass the bench's
-    measured pose on the real arm), with the model's image, field of view, gripper and margin."""
-    return safety.ViewGuard(
-        np.asarray(meta.camera_pos if cam_pos is None else cam_pos, np.float64),
-        np.asarray(meta.camera_lookat if cam_lookat is None else cam_lookat, np.float64),
-        meta.fovy_deg,
-        meta.image_hw,
-        meta.gripper_half_width_m,
-        meta.gripper_height_m,
-        meta.frame_margin_px,
-        meta.camera_roll_deg if cam_roll_deg is None else cam_roll_deg,
+def view_guard(meta: Metadata, bench: Bench | None = None) -> safety.ViewGuards:
+    """The view guard of every policy camera (default: where the model trained it; pass the bench to
+    guard the measured poses on the real arm), with the model's image, field of view, gripper and
+    margin."""
+    poses = (
+        [(c.pos, c.lookat, c.roll_deg) for c in meta.cameras]
+        if bench is None
+        else [(c.pos, c.lookat, c.roll_deg) for c in bench.cameras]
+    )
+    return safety.ViewGuards(
+        tuple(
+            safety.ViewGuard(
+                np.asarray(pos, np.float64),
+                np.asarray(lookat, np.float64),
+                trained.fovy_deg,
+                meta.image_hw,
+                meta.gripper_half_width_m,
+                meta.gripper_height_m,
+                meta.frame_margin_px,
+                roll_deg,
+                "camera" if len(meta.cameras) == 1 else f"camera {k + 1}",
+            )
+            for k, (trained, (pos, lookat, roll_deg)) in enumerate(zip(meta.cameras, poses, strict=True))
+        )
     )
 
 
 def run(
     policy: Policy,
-    camera: Camera,
+    cameras: Sequence[Camera],
     arm: Arm,
     goals: ArrayLike,
     limits: safety.Limits,
-    view: safety.ViewGuard,
+    view: safety.ViewGuards,
     options: Options,
     log_dir: pathlib.Path,
     say: Callable[[str], None] = print,
 ) -> tuple[list[EpisodeResult], str | None]:
-    """Run one episode per goal; returns (results of the finished episodes, cause of a stop or None).
-    Motion is stopped before the cause is returned; camera and arm are closed at the end."""
+    """Run one episode per goal with ``cameras`` (one per model camera, in its order); returns
+    (results of the finished episodes, cause of a stop or None). Motion is stopped before the cause
+    is returned; every camera and the arm are closed at the end."""
     results: list[EpisodeResult] = []
     try:
         goals = check_goals(goals, limits)
+        if len(cameras) != len(policy.meta.cameras):
+            raise DeployError(f"the model takes {len(policy.meta.cameras)} camera(s), {len(cameras)} were opened")
         arm.connect()
         for i, goal in enumerate(goals):
             log = EpisodeLog(goal, options.log_raw_frames)
             try:
-                result = run_episode(policy, camera, arm, goal, limits, view, options, log, say)
+                result = run_episode(policy, cameras, arm, goal, limits, view, options, log, say)
                 log.ended_by = result.ended_by
             except BaseException as e:
                 stop_motion(arm, say)
@@ -305,9 +332,20 @@ def run(
         stop_motion(arm, say)
         return results, str(e)
     finally:
-        camera.close()
-        arm.close()
+        close_all([*cameras, arm])
     return results, None
+
+
+def close_all(devices: Sequence[Camera | Arm]) -> None:
+    """Close every device, even when closing one raises (the first error is raised after)."""
+    error = None
+    for device in devices:
+        try:
+            device.close()
+        except Exception as e:  # the others must still be closed
+            error = error or e
+    if error is not None:
+        raise error
 
 
 def episode_definition(options: Options, episode_steps: int) -> str:

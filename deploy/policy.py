@@ -20,22 +20,33 @@ from mjx_reach.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, SCHEMA_V
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelCamera:
+    """One policy camera the model was trained with (sim world frame, metres; degrees where a name
+    says so)."""
+
+    pos: np.ndarray
+    """(3,) position, m."""
+    lookat: np.ndarray
+    """(3,) a point on the optical axis, m."""
+    roll_deg: float
+    """Roll about the optical axis, degrees (``camera.camera_xmat``; 0 for models exported before
+    roll existed)."""
+    fovy_deg: float
+    """Vertical field of view, degrees."""
+    jitter: dict
+    """Camera randomization seen in training: ``pos_m`` per axis, ``rot_deg``, ``fovy_deg``."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Metadata:
     """The deploy contract written by ``mjx_reach.export`` (metres, sim world frame, degrees only
     where a name says so)."""
 
     image_hw: tuple[int, int]
     channels: int
-    camera_pos: np.ndarray
-    """(3,) training camera position, m."""
-    camera_lookat: np.ndarray
-    """(3,) a point on the training camera's optical axis, m."""
-    camera_roll_deg: float
-    """Training camera's roll about its optical axis, degrees (``camera.camera_xmat``; 0 for models
-    exported before roll existed)."""
-    fovy_deg: float
-    camera_jitter: dict
-    """Camera randomization seen in training: ``pos_m`` per axis, ``rot_deg``, ``fovy_deg``."""
+    """Image input channels: 3 per camera (camera k's RGB in channels 3k..3k+2)."""
+    cameras: tuple[ModelCamera, ...]
+    """The policy cameras in input channel order."""
     preprocessing: dict
     max_step_m: float
     workspace_low: np.ndarray
@@ -97,6 +108,28 @@ def _number(data: dict, name: str, positive: bool = True) -> float:
     return float(value)
 
 
+def _camera(data: dict, name: str) -> ModelCamera:
+    jitter = {k: _number(data, f"{name}.trained_jitter.{k}", positive=False) for k in ("pos_m", "rot_deg", "fovy_deg")}
+    return ModelCamera(
+        pos=_array(data, f"{name}.pos", (3,)),
+        lookat=_array(data, f"{name}.lookat", (3,)),
+        roll_deg=_number(data, f"{name}.roll_deg", positive=False) if "roll_deg" in _field(data, name) else 0.0,
+        fovy_deg=_number(data, f"{name}.fovy_deg"),
+        jitter=jitter,
+    )
+
+
+def _cameras(data: dict) -> tuple[ModelCamera, ...]:
+    """The policy cameras: ``cameras`` (a list, input channel order) or, in models exported before
+    it, the one ``camera``."""
+    if "cameras" not in data:
+        return (_camera(data, "camera"),)
+    cameras = data["cameras"]
+    if not isinstance(cameras, list) or not cameras:
+        raise PolicyError(f"ONNX metadata: field 'cameras' must be a non-empty list, got {cameras!r}")
+    return tuple(_camera({f"cameras[{k}]": cam}, f"cameras[{k}]") for k, cam in enumerate(cameras))
+
+
 def parse_metadata(text: str) -> Metadata:
     """Parse and validate the metadata JSON; ``PolicyError`` (one line) on any problem."""
     try:
@@ -121,15 +154,15 @@ def parse_metadata(text: str) -> Metadata:
     image = {k: _field(data, f"image.{k}") for k in ("height", "width", "channels")}
     if not all(isinstance(v, int) and v > 0 for v in image.values()):
         raise PolicyError(f"ONNX metadata: image sizes must be positive integers, got {image}")
-    jitter = {k: _number(data, f"camera.trained_jitter.{k}", positive=False) for k in ("pos_m", "rot_deg", "fovy_deg")}
+    cameras = _cameras(data)
+    if image["channels"] != 3 * len(cameras):
+        raise PolicyError(
+            f"image channels: deploy feeds 3 RGB channels per camera, the model takes {image['channels']} for {len(cameras)} camera(s)"
+        )
     return Metadata(
         image_hw=(image["height"], image["width"]),
         channels=image["channels"],
-        camera_pos=_array(data, "camera.pos", (3,)),
-        camera_lookat=_array(data, "camera.lookat", (3,)),
-        camera_roll_deg=_number(data, "camera.roll_deg", positive=False) if "roll_deg" in data["camera"] else 0.0,
-        fovy_deg=_number(data, "camera.fovy_deg"),
-        camera_jitter=jitter,
+        cameras=cameras,
         preprocessing=_field(data, "preprocessing"),
         max_step_m=_number(data, "max_step_m"),
         workspace_low=low,
@@ -152,7 +185,8 @@ def parse_metadata(text: str) -> Metadata:
 
 class Policy:
     """``actor.onnx`` on onnxruntime (CPU). ``policy(image, goal)`` → (action (3,) in [-1, 1],
-    ee_pred (3,) m); ``policy.preprocess(frame, intrinsics)`` → the policy image."""
+    ee_pred (3,) m); ``policy.preprocess(frame, intrinsics, camera)`` → that camera's policy image
+    (the model's input stacks every camera's along channels)."""
 
     def __init__(self, path, threads: int = 1):
         import onnxruntime as ort
@@ -181,10 +215,6 @@ class Policy:
             raise PolicyError(
                 f"preprocessing: the model was trained with {meta.preprocessing.get('name')!r} v{meta.preprocessing.get('version')}, this deploy implements {camera_model.PREPROCESSING['name']!r} v{camera_model.PREPROCESSING['version']}"
             )
-        if meta.channels != 3:
-            raise PolicyError(
-                f"image channels: deploy feeds one RGB camera (3 channels), the model takes {meta.channels}"
-            )
         inputs = {i.name: i for i in self.session.get_inputs()}
         image_name, goal_name = INPUT_NAMES
         want = {image_name: ("tensor(uint8)", [*meta.image_hw, meta.channels]), goal_name: ("tensor(float)", [3])}
@@ -201,17 +231,19 @@ class Policy:
                 f"ONNX outputs: expected {' and '.join(map(repr, OUTPUT_NAMES))}, found {sorted(outputs)}"
             )
 
-    def preprocess(self, frame: np.ndarray, intr: camera_model.Intrinsics) -> np.ndarray:
-        """The policy image (H, W, 3) uint8 from a real RGB ``frame`` (h, w, 3) uint8 with ``intr``."""
+    def preprocess(self, frame: np.ndarray, intr: camera_model.Intrinsics, camera: int = 0) -> np.ndarray:
+        """Camera ``camera``'s policy image (H, W, 3) uint8 from its real RGB ``frame`` (h, w, 3) uint8
+        with its own intrinsics ``intr`` (the model's camera k: channels 3k..3k+2 of its input)."""
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise CameraError(f"frame must be (h, w, 3) uint8 RGB, got {frame.dtype} {frame.shape}")
         try:
-            return camera_model.preprocess(frame, intr, self.meta.fovy_deg, self.meta.image_hw)
+            return camera_model.preprocess(frame, intr, self.meta.cameras[camera].fovy_deg, self.meta.image_hw)
         except ValueError as e:
             raise CameraError(str(e)) from None
 
     def __call__(self, image: np.ndarray, goal) -> tuple[np.ndarray, np.ndarray]:
-        """(action (3,), ee_pred (3,) m) for one policy image (H, W, 3) uint8 and goal (3,) m."""
+        """(action (3,), ee_pred (3,) m) for one policy image (H, W, 3K) uint8 (K cameras stacked
+        along channels) and goal (3,) m."""
         feeds = dict(zip(INPUT_NAMES, (np.ascontiguousarray(image[None]), np.asarray(goal, np.float32).reshape(1, 3))))
         action, ee_pred = self.session.run(list(OUTPUT_NAMES), feeds)
         return action[0].astype(np.float64), ee_pred[0].astype(np.float64)

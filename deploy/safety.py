@@ -7,7 +7,8 @@
   tightened) max step and box. Non-finite inputs are refused, so every returned target is finite
   and inside the box.
 * ``ViewGuard`` (sim-to-real guard a): the gripper must stay inside the policy camera's view, checked
-  by projecting it through the camera model exactly as training's config validation does.
+  by projecting it through the camera model exactly as training's config validation does;
+  ``ViewGuards`` checks it for every policy camera.
 * ``DriftGuard`` (sim-to-real guard b): the encoder's ee prediction must track the arm's measured
   ee position: a drift above ``warn_m`` warns, ``patience`` such steps in a row or one drift above
   ``stop_m`` stops.
@@ -94,6 +95,8 @@ class ViewGuard:
     margin_px: float
     roll_deg: float = 0.0
     """Camera roll about its optical axis, degrees (``camera.camera_xmat``)."""
+    name: str = "camera"
+    """What refusals call this camera (e.g. ``camera 2``)."""
 
     def check(self, tcp: ArrayLike, what: str) -> None:
         """Raise ``SafetyError`` naming ``what`` (e.g. "target") if the gripper at ``tcp`` (3,) m is
@@ -112,10 +115,23 @@ class ViewGuard:
         if not inside.all():
             worst = int(np.argmin(inside))
             raise SafetyError(
-                f"{what} {np.round(np.asarray(tcp, np.float64), 3).tolist()} m: the gripper would leave the camera image "
+                f"{what} {np.round(np.asarray(tcp, np.float64), 3).tolist()} m: the gripper would leave the {self.name} image "
                 f"(point {np.round(hull[worst], 3).tolist()} m projects to pixel {np.round(uv[worst], 1).tolist()} of "
                 f"{self.image_hw[1]}x{self.image_hw[0]}): refused"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewGuards:
+    """The view guard of every policy camera: the gripper must be wholly in view of each."""
+
+    guards: tuple[ViewGuard, ...]
+
+    def check(self, tcp: ArrayLike, what: str) -> None:
+        """Raise ``SafetyError`` naming ``what`` and the camera if the gripper at ``tcp`` (3,) m is
+        not wholly in view of every camera."""
+        for guard in self.guards:
+            guard.check(tcp, what)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,24 +84,26 @@ def overlay(frame: np.ndarray, edge_mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def bench_camera(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """The camera position (3,) m and rotation (3, 3) of a bench JSON (pos, lookat, roll_deg)."""
-    from mjx_reach.contract import load_bench
+def bench_camera(path: str | os.PathLike, index: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The position (3,) m and rotation (3, 3) of camera ``index`` (1-based) of a bench JSON (pos,
+    lookat, roll_deg)."""
+    from mjx_reach.contract import PolicyError, load_bench
 
-    bench = load_bench(path)
-    return np.asarray(bench.camera_pos), camera_model.camera_xmat(
-        bench.camera_pos, bench.camera_lookat, bench.camera_roll_deg
-    )
+    cameras = load_bench(path).cameras
+    if not 1 <= index <= len(cameras):
+        raise PolicyError(f"bench file {path} has {len(cameras)} camera(s), no camera {index}")
+    cam = cameras[index - 1]
+    return np.asarray(cam.pos), camera_model.camera_xmat(cam.pos, cam.lookat, cam.roll_deg)
 
 
 def align(
-    bench_path: str | os.PathLike, log: dict, renderer: SilhouetteRenderer | None = None
+    bench_path: str | os.PathLike, log: dict, renderer: SilhouetteRenderer | None = None, camera_index: int = 1
 ) -> tuple[list[np.ndarray], list[float]]:
     """Overlays (N, H, W, 3) and edge-overlap scores of each frame of a calibration ``log``
-    (``deploy.calibrate.load_log``) with the bench's camera."""
+    (``deploy.calibrate.load_log``) with the bench's camera ``camera_index`` (1-based)."""
     intr = camera_model.Intrinsics.from_array(log["intrinsics"])
     renderer = renderer or SilhouetteRenderer(intr)
-    cam_pos, cam_xmat = bench_camera(bench_path)
+    cam_pos, cam_xmat = bench_camera(bench_path, camera_index)
     images, scores = [], []
     for frame, qpos in zip(log["frames"], log["joint_angles"]):
         edge = outline(renderer(qpos, cam_pos, cam_xmat))
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bench", help="bench.json (python -m deploy calibrate)")
     parser.add_argument("log", help="calibration_log.npz (python -m deploy calibrate)")
     parser.add_argument("--out", default="align", help="folder for frame_NNN.png and scores.json")
+    parser.add_argument(
+        "--camera-index", type=int, default=1, help="the bench camera the log was taken with (1-based, as calibrated)"
+    )
     args = parser.parse_args(argv)
     import imageio.v3 as iio
 
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with np.load(args.log) as data:  # calibration_log.npz: arrays by name
             log = {k: data[k] for k in data.files}
-        images, scores = align(args.bench, log)
+        images, scores = align(args.bench, log, camera_index=args.camera_index)
     except (OSError, KeyError, ValueError, DeployError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

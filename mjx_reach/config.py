@@ -414,20 +414,35 @@ def override(
 
 
 def with_bench_camera(cfg: Config, bench_path: str | os.PathLike) -> Config:
-    """``cfg`` with its policy camera from the bench file at ``bench_path`` (``contract.load_bench``,
+    """``cfg`` with its policy camera(s) from the bench file at ``bench_path`` (``contract.load_bench``,
     e.g. written by ``python -m deploy calibrate``): position, look-at point, roll and, when the bench
-    has one, the field of view; validated (the workspace box must stay in view). Any problem is a
-    one-line ``ConfigError`` naming the bench."""
+    has one, the field of view; a bench with two cameras sets ``env.camera2`` too and turns
+    ``env.second_camera`` on. Validated (the workspace box must stay in view of each camera). Any
+    problem, or a one-camera bench for a two-camera config, is a one-line ``ConfigError`` naming the
+    bench."""
     try:
         bench = contract.load_bench(bench_path)
     except contract.PolicyError as e:
         raise ConfigError(f"--bench: {e}") from None
-    fovy = cfg.env.camera.fovy_deg if bench.camera_fovy_deg is None else bench.camera_fovy_deg
-    camera = CameraConfig(
-        pos=bench.camera_pos, lookat=bench.camera_lookat, fovy_deg=fovy, roll_deg=bench.camera_roll_deg
-    )
+    count = len(bench.cameras)
+    if count > 2:
+        raise ConfigError(f"--bench {bench_path}: the bench has {count} cameras, training takes at most 2")
+    if count == 1 and cfg.env.second_camera:
+        raise ConfigError(
+            f"--bench {bench_path}: the bench has 1 camera but env.second_camera is set: calibrate the second camera into it (python -m deploy calibrate --camera-index 2)"
+        )
+    cameras = [
+        CameraConfig(
+            pos=cam.pos,
+            lookat=cam.lookat,
+            fovy_deg=default.fovy_deg if cam.fovy_deg is None else cam.fovy_deg,
+            roll_deg=cam.roll_deg,
+        )
+        for cam, default in zip(bench.cameras, (cfg.env.camera, cfg.env.camera2))
+    ]
+    env = {"camera": cameras[0]} | ({"camera2": cameras[1], "second_camera": True} if count == 2 else {})
     try:
-        return validate(_with(cfg, env={"camera": camera}))
+        return validate(_with(cfg, env=env))
     except ConfigError as e:
         raise ConfigError(f"--bench {bench_path}: {e}") from None
 

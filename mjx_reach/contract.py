@@ -54,24 +54,53 @@ class SafetyError(DeployError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Bench:
-    """The real bench as measured or calibrated (sim world frame: arm base at the origin, metres)."""
+class BenchCamera:
+    """One camera of the real bench as measured or calibrated (sim world frame: arm base at the
+    origin, metres)."""
 
-    camera_pos: tuple[float, float, float]
-    camera_lookat: tuple[float, float, float]
-    image_hw: tuple[int, int] | None = None
-    """Policy image size this bench expects, (height, width); None accepts the model's."""
-    camera_roll_deg: float = 0.0
-    """Camera roll about its optical axis, degrees (``camera.camera_xmat``)."""
-    camera_fovy_deg: float | None = None
+    pos: tuple[float, float, float]
+    lookat: tuple[float, float, float]
+    """A point on the optical axis, m."""
+    roll_deg: float = 0.0
+    """Roll about its optical axis, degrees (``camera.camera_xmat``)."""
+    fovy_deg: float | None = None
     """Vertical field of view of the real camera's full frame, degrees (written by ``python -m
     deploy calibrate``; ``train.py --bench`` trains with it; deploy crops with the stream's own
     intrinsics)."""
+    serial: str | None = None
+    """The RealSense's serial number (deploy opens this camera by it)."""
 
 
-BENCH_EXAMPLE = '{"camera": {"pos": [x, y, z], "lookat": [x, y, z], "roll_deg": r}, "image": {"height": H, "width": W}}'
-"""The bench JSON (metres, sim world frame, degrees); ``image`` and ``camera.roll_deg`` are optional
-(``python -m deploy calibrate`` writes more fields: ``camera.fovy_deg``, ``intrinsics``, ``calibration``)."""
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """The real bench: its cameras in the policy's input channel order (camera k's RGB in
+    channels 3k..3k+2) and the policy image size it expects."""
+
+    cameras: tuple[BenchCamera, ...]
+    image_hw: tuple[int, int] | None = None
+    """Policy image size this bench expects, (height, width); None accepts the model's."""
+
+
+BENCH_CAMERA = '{"pos": [x, y, z], "lookat": [x, y, z], "roll_deg": r, "serial": "S"}'
+BENCH_EXAMPLE = (
+    f'{{"camera": {BENCH_CAMERA}, "image": {{"height": H, "width": W}}}} '
+    f'or {{"cameras": [{BENCH_CAMERA}, {BENCH_CAMERA}], "image": ...}}'
+)
+"""The bench JSON (metres, sim world frame, degrees): one ``camera`` or a list of ``cameras`` in
+the policy's camera order; ``image`` and each camera's ``roll_deg`` and ``serial`` are optional
+(``python -m deploy calibrate`` writes more fields: ``fovy_deg``, ``xmat``, ``intrinsics``,
+``calibration``)."""
+
+
+def _bench_camera(camera: dict) -> BenchCamera:
+    serial = camera.get("serial")
+    return BenchCamera(
+        pos=tuple(float(v) for v in camera["pos"]),
+        lookat=tuple(float(v) for v in camera["lookat"]),
+        roll_deg=float(camera.get("roll_deg", 0.0)),
+        fovy_deg=None if camera.get("fovy_deg") is None else float(camera["fovy_deg"]),
+        serial=None if serial is None else str(serial),
+    )
 
 
 def load_bench(path: str | os.PathLike) -> Bench:
@@ -79,13 +108,15 @@ def load_bench(path: str | os.PathLike) -> Bench:
     path = pathlib.Path(path)
     try:
         data = json.loads(path.read_text())
-        camera, image = data["camera"], data.get("image")
+        if ("camera" in data) == ("cameras" in data):
+            raise KeyError("give either 'camera' or 'cameras'")
+        cameras = [data["camera"]] if "camera" in data else data["cameras"]
+        if not isinstance(cameras, list) or not cameras:
+            raise ValueError("'cameras' must be a non-empty list")
+        image = data.get("image")
         return Bench(
-            camera_pos=tuple(float(v) for v in camera["pos"]),
-            camera_lookat=tuple(float(v) for v in camera["lookat"]),
+            cameras=tuple(_bench_camera(camera) for camera in cameras),
             image_hw=None if image is None else (int(image["height"]), int(image["width"])),
-            camera_roll_deg=float(camera.get("roll_deg", 0.0)),
-            camera_fovy_deg=None if camera.get("fovy_deg") is None else float(camera["fovy_deg"]),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise PolicyError(

@@ -75,8 +75,8 @@ def versions(names: tuple[str, ...] = _VERSIONED) -> dict:
 def metadata(cfg: config_lib.Config, eval_result: dict | None = None) -> dict:
     """The deploy contract for a policy trained with ``cfg`` (JSON-able; see README "Export")."""
     env, dr = cfg.env, cfg.randomization
-    if env.second_camera or env.depth:
-        raise ExportError("deploy supports one RGB camera: runs with env.second_camera or env.depth cannot be exported")
+    if env.depth:
+        raise ExportError("deploy feeds RGB images only: runs with env.depth cannot be exported")
     mjm = scene_lib.build_scene(env).mj_model
     height, width, channels = config_lib.image_shape(env)
     home, _ = scene_lib.tcp_pose(mjm, scene_lib.HOME_QPOS)
@@ -85,18 +85,23 @@ def metadata(cfg: config_lib.Config, eval_result: dict | None = None) -> dict:
         if dr.enabled
         else {"pos_m": 0.0, "rot_deg": 0.0, "fovy_deg": 0.0}
     )
+    cameras = [
+        {
+            "pos": list(cam.pos),
+            "lookat": list(cam.lookat),
+            "roll_deg": cam.roll_deg,
+            "fovy_deg": cam.fovy_deg,
+            "trained_jitter": jitter,
+        }
+        for cam in ([env.camera, env.camera2] if env.second_camera else [env.camera])
+    ]
     return {
         "schema": SCHEMA_VERSION,
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),
         "image": {"height": height, "width": width, "channels": channels},
-        "camera": {
-            "pos": list(env.camera.pos),
-            "lookat": list(env.camera.lookat),
-            "roll_deg": env.camera.roll_deg,
-            "fovy_deg": env.camera.fovy_deg,
-            "trained_jitter": jitter,
-        },
+        "cameras": cameras,
+        "camera": cameras[0],
         "preprocessing": camera_model.PREPROCESSING,
         "max_step_m": env.max_step_m,
         "workspace": {"low": list(env.workspace_low), "high": list(env.workspace_high)},

@@ -6,6 +6,7 @@ rendered at 640x480 with pixel noise, detection noise on the corners).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -237,10 +238,10 @@ def test_twin_calibration_meets_5mm_and_half_a_degree(twin, tmp_path):
     print(summary)
     assert max(pos_err) <= POSITION_BOUND_M and max(rot_err) <= ROTATION_BOUND_DEG, summary
     # the outputs: a bench deploy reads (with the roll), and the log of every pose
-    loaded = contract.load_bench(tmp_path / "0" / "bench.json")
+    (loaded,) = contract.load_bench(tmp_path / "0" / "bench.json").cameras
     data = json.loads((tmp_path / "0" / "bench.json").read_text())
     np.testing.assert_allclose(
-        cm.camera_xmat(loaded.camera_pos, loaded.camera_lookat, loaded.camera_roll_deg),
+        cm.camera_xmat(loaded.pos, loaded.lookat, loaded.roll_deg),
         data["camera"]["xmat"],
         atol=1e-9,
     )
@@ -326,7 +327,7 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     )
     assert export.main([str(run), "--check-envs", "1"]) == 0
     meta = policy_lib.Policy(run / "actor.onnx").meta
-    assert meta.camera_roll_deg == pytest.approx(out["estimated"]["roll_deg"])
+    assert meta.cameras[0].roll_deg == pytest.approx(out["estimated"]["roll_deg"])
     rc = deploy_main(
         [
             str(run / "actor.onnx"),
@@ -426,3 +427,74 @@ def test_calibration_through_the_xarm_sdk_and_a_software_realsense(twin, tmp_pat
     )  # home, the poses, home; mm in the box
     log = cal.load_log(tmp_path / "calibration_log.npz")
     assert log["joint_angles"].shape == (12, 7) and np.all(np.isfinite(log["joint_angles"]))
+
+
+ONE_CAMERA_BENCH = {
+    "camera": {"pos": [0.4, -1.3, 0.46], "lookat": [0.4, 0.0, 0.3], "roll_deg": 0.5, "serial": "S1"},
+    "intrinsics": {"width": 640, "height": 480, "fx": 615.0, "fy": 615.0, "ppx": 320.0, "ppy": 240.0},
+    "calibration": {"reprojection_rms_px": 0.4},
+    "image": {"height": 84, "width": 84},
+}
+"""A bench as ``python -m deploy calibrate`` writes it for one camera (abridged)."""
+
+
+def test_bench_with_camera_replaces_or_appends_camera_k():
+    second = {"camera": {"pos": [1.25, -0.55, 0.75], "lookat": [0.4, 0.0, 0.2], "serial": "S2"}} | {
+        k: {"of": "camera 2"} for k in ("intrinsics", "calibration")
+    }
+    first = {k: v for k, v in ONE_CAMERA_BENCH.items() if k != "image"}  # what calibrating camera 1 gives
+    assert cal.bench_with_camera(None, first, 1) == first  # a one-camera bench, as before
+    two = cal.bench_with_camera(ONE_CAMERA_BENCH, second, 2)
+    assert set(two) == {"cameras", "image"} and two["image"] == ONE_CAMERA_BENCH["image"]
+    assert two["cameras"][0] == ONE_CAMERA_BENCH["camera"] | {
+        k: ONE_CAMERA_BENCH[k] for k in ("intrinsics", "calibration")
+    }
+    assert two["cameras"][1] == second["camera"] | {"intrinsics": {"of": "camera 2"}, "calibration": {"of": "camera 2"}}
+    again = cal.bench_with_camera(two, second, 1)  # camera 1 replaced, camera 2 kept
+    assert again["cameras"][0]["serial"] == "S2" and again["cameras"][1] == two["cameras"][1]
+    assert cal.bench_with_camera(ONE_CAMERA_BENCH, second, 1) == second | {"image": ONE_CAMERA_BENCH["image"]}
+    for bench, index in ((None, 2), (ONE_CAMERA_BENCH, 3), (two, 0)):
+        with pytest.raises(cal.CalibrationError, match=f"--camera-index {index}") as err:
+            cal.bench_with_camera(bench, second, index)
+        assert "\n" not in str(err.value)
+
+
+def test_second_camera_calibrated_into_the_bench_trains_two_cameras(tmp_path, capsys):
+    """``python -m deploy calibrate --twin --camera-index 2`` next to a one-camera bench: the twin's
+    second camera (placed near ``env.camera2``) is solved and appended as bench camera 2 (camera 1
+    kept, serial included) with its log ``calibration_log_2.npz``; ``train.py --bench`` then trains
+    both cameras. A camera index past the bench's end, or a one-camera bench for a two-camera
+    config, is refused in one line."""
+    from deploy.__main__ import main as deploy_main
+    from mjx_reach import config as config_lib
+
+    cal_dir = tmp_path / "cal"
+    cal_dir.mkdir()
+    (cal_dir / "bench.json").write_text(json.dumps(ONE_CAMERA_BENCH))
+    assert deploy_main(["calibrate", "--twin", "--camera-index", "4", "--out", str(cal_dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --camera-index 4: the bench in the output folder has 1 camera") and "\n" not in err
+    assert json.loads((cal_dir / "bench.json").read_text()) == ONE_CAMERA_BENCH and not list(cal_dir.glob("*.npz"))
+
+    out = tmp_path / "out.json"
+    args = ["calibrate", "--twin", "--twin-seed", "4", "--camera-index", "2", "--out", str(cal_dir), "--json", str(out)]
+    assert deploy_main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["position_error_m"] <= POSITION_BOUND_M and result["rotation_error_deg"] <= ROTATION_BOUND_DEG
+    bench = contract.load_bench(cal_dir / "bench.json")
+    assert len(bench.cameras) == 2 and bench.cameras[0].serial == "S1" and bench.image_hw == (84, 84)
+    assert bench.cameras[0].pos == tuple(ONE_CAMERA_BENCH["camera"]["pos"])
+    assert np.max(np.abs(np.subtract(bench.cameras[1].pos, EnvConfig().camera2.pos))) <= 0.05 + POSITION_BOUND_M
+    assert (cal_dir / "calibration_log_2.npz").is_file() and not (cal_dir / "calibration_log.npz").exists()
+
+    cfg = config_lib.with_bench_camera(config_lib.preset("smoke"), cal_dir / "bench.json")
+    assert cfg.env.second_camera and cfg.env.camera2.pos == pytest.approx(result["estimated"]["pos"])
+    assert cfg.env.camera2.roll_deg == pytest.approx(result["estimated"]["roll_deg"])
+    assert cfg.env.camera.pos == tuple(ONE_CAMERA_BENCH["camera"]["pos"]) and cfg.env.camera.roll_deg == 0.5
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(ONE_CAMERA_BENCH))
+    smoke = config_lib.preset("smoke")
+    two_camera_cfg = dataclasses.replace(smoke, env=dataclasses.replace(smoke.env, second_camera=True))
+    with pytest.raises(config_lib.ConfigError, match="bench has 1 camera but env.second_camera is set") as err:
+        config_lib.with_bench_camera(two_camera_cfg, one)
+    assert "\n" not in str(err.value)

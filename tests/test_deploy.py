@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -27,7 +28,7 @@ from deploy import policy as policy_lib
 from deploy.__main__ import main as deploy_main
 from mjx_reach import camera as camera_model
 from mjx_reach import contract, export
-from mjx_reach.config import Config
+from mjx_reach.config import Config, EnvConfig
 from mjx_reach.contract import ArmError, CameraError, PolicyError, SafetyError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -75,9 +76,10 @@ def tiny_onnx(path: pathlib.Path, meta: dict | None, image_shape=(84, 84, 3)) ->
 
 
 def changed(meta: dict, dotted: str, value) -> dict:
-    """A deep copy of ``meta`` with field ``dotted`` set to ``value`` (or removed when ``value`` is ...)."""
+    """A deep copy of ``meta`` with field ``dotted`` (list items by index) set to ``value`` (or removed
+    when ``value`` is ...)."""
     out = json.loads(json.dumps(meta))
-    *parents, last = dotted.split(".")
+    *parents, last = [int(part) if part.isdigit() else part for part in dotted.split(".")]
     node = out
     for part in parents:
         node = node[part]
@@ -106,7 +108,8 @@ def test_policy_loads_tiny_onnx_and_runs(tmp_path, meta_dict):
         ("image.height", 96, "input 'image'"),
         ("image.channels", 4, "channels"),
         ("preprocessing.version", 99, "preprocessing"),
-        ("camera.fovy_deg", "wide", "camera.fovy_deg"),
+        ("cameras.0.fovy_deg", "wide", r"cameras\[0\]\.fovy_deg"),
+        ("cameras", [], "cameras"),
         ("workspace.low", [0.25, -0.2], "workspace.low"),
         ("workspace.high", [0.2, 0.2, 0.36], "empty"),
         ("world_to_base", np.diag([1.0, 1.0, 1.0, 2.0]).tolist(), "rigid"),
@@ -132,44 +135,53 @@ def test_model_without_metadata_or_damaged_is_refused(tmp_path, meta_dict):
         policy_lib.Policy(tmp_path / "missing.onnx")
 
 
+def one_camera(pos, lookat, roll_deg: float = 0.0, image_hw=None) -> contract.Bench:
+    """A bench with one camera at ``pos`` looking at ``lookat`` (m), rolled ``roll_deg``."""
+    return contract.Bench((contract.BenchCamera(tuple(pos), tuple(lookat), roll_deg),), image_hw)
+
+
 def test_bench_must_match_the_trained_camera_and_image(meta):
+    """Position within the trained jitter per axis, orientation (optical axis and roll) within its
+    rotation jitter; tolerances read from the model, so this holds for any trained ranges."""
     cam = Config().env.camera
-    bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, (84, 84)))
-    bench_lib.check_bench(meta, contract.Bench(tuple(np.add(cam.pos, 0.015)), cam.lookat))  # inside the ±2 cm jitter
+    jitter = meta.cameras[0].jitter
+    pos_tol = max(jitter["pos_m"], contract.MIN_POS_TOLERANCE_M)
+    rot_tol = max(jitter["rot_deg"], contract.MIN_ROT_TOLERANCE_DEG)
+    bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, image_hw=(84, 84)))
+    bench_lib.check_bench(meta, one_camera(tuple(np.add(cam.pos, 0.75 * pos_tol)), cam.lookat))
     with pytest.raises(PolicyError, match="image size"):
-        bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, (96, 96)))
+        bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, image_hw=(96, 96)))
     with pytest.raises(PolicyError, match="camera position"):
-        bench_lib.check_bench(meta, contract.Bench(tuple(np.add(cam.pos, [0.05, 0, 0])), cam.lookat))
+        bench_lib.check_bench(meta, one_camera(tuple(np.add(cam.pos, [1.5 * pos_tol, 0, 0])), cam.lookat))
     turned = np.add(cam.lookat, [0.2, 0.0, 0.0])  # ~8 deg about the vertical axis
     with pytest.raises(PolicyError, match="camera orientation"):
-        bench_lib.check_bench(meta, contract.Bench(cam.pos, tuple(turned)))
-    bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, camera_roll_deg=1.5))  # inside the 2 deg jitter
+        bench_lib.check_bench(meta, one_camera(cam.pos, tuple(turned)))
+    bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, roll_deg=0.75 * rot_tol))
     with pytest.raises(PolicyError, match="camera orientation.*roll"):
-        bench_lib.check_bench(meta, contract.Bench(cam.pos, cam.lookat, camera_roll_deg=3.0))
+        bench_lib.check_bench(meta, one_camera(cam.pos, cam.lookat, roll_deg=1.5 * rot_tol))
 
 
 def test_roll_in_contract_and_bench_and_old_files_without_it(tmp_path, meta_dict):
     """The contract and the bench carry the camera roll; a model or bench without it reads as level."""
-    rolled = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", 3.0)))
-    assert rolled.camera_roll_deg == 3.0 and meta_dict["camera"]["roll_deg"] == 0.0
-    old = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "camera.roll_deg", ...)))
-    assert old.camera_roll_deg == 0.0
+    rolled = policy_lib.parse_metadata(json.dumps(changed(meta_dict, "cameras.0.roll_deg", 3.0)))
+    assert rolled.cameras[0].roll_deg == 3.0 and meta_dict["camera"]["roll_deg"] == 0.0
+    old = policy_lib.parse_metadata(json.dumps(changed(changed(meta_dict, "cameras", ...), "camera.roll_deg", ...)))
+    assert old.cameras[0].roll_deg == 0.0 and len(old.cameras) == 1
     cam = Config().env.camera
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat)}}))
-    assert contract.load_bench(bench).camera_roll_deg == 0.0
+    assert contract.load_bench(bench).cameras[0].roll_deg == 0.0
     bench_lib.check_bench(old, contract.load_bench(bench))
     bench.write_text(
         json.dumps({"camera": {"pos": list(cam.pos), "lookat": list(cam.lookat), "roll_deg": 3.0, "fovy_deg": 42.0}})
     )
     loaded = contract.load_bench(bench)
-    assert (loaded.camera_roll_deg, loaded.camera_fovy_deg) == (3.0, 42.0)
+    assert (loaded.cameras[0].roll_deg, loaded.cameras[0].fovy_deg) == (3.0, 42.0)
     bench_lib.check_bench(rolled, loaded)
     with pytest.raises(PolicyError, match="camera orientation"):
         bench_lib.check_bench(old, loaded)
-    assert (
-        loop.view_guard(rolled).roll_deg == 3.0 and loop.view_guard(rolled, cam.pos, cam.lookat, -1.0).roll_deg == -1.0
-    )
+    assert loop.view_guard(rolled).guards[0].roll_deg == 3.0
+    assert loop.view_guard(rolled, one_camera(cam.pos, cam.lookat, -1.0)).guards[0].roll_deg == -1.0
 
 
 def test_bench_file_errors_are_one_line(tmp_path):
@@ -178,6 +190,119 @@ def test_bench_file_errors_are_one_line(tmp_path):
     with pytest.raises(PolicyError) as err:
         contract.load_bench(bad)
     assert "bench file" in str(err.value) and "\n" not in str(err.value)
+
+
+# --- two cameras ------------------------------------------------------------------------------------
+TWO_CAMERAS = Config(env=EnvConfig(second_camera=True))
+
+
+@pytest.fixture(scope="module")
+def meta2_dict() -> dict:
+    """The export metadata of the default config with a second policy camera."""
+    return export.metadata(TWO_CAMERAS)
+
+
+@pytest.fixture(scope="module")
+def meta2(meta2_dict) -> policy_lib.Metadata:
+    return policy_lib.parse_metadata(json.dumps(meta2_dict))
+
+
+def two_camera_bench(env: EnvConfig = TWO_CAMERAS.env, serials=(None, None)) -> contract.Bench:
+    """A bench with ``env``'s two policy cameras (optionally with serials)."""
+    return contract.Bench(
+        tuple(
+            contract.BenchCamera(cam.pos, cam.lookat, cam.roll_deg, serial=serial)
+            for cam, serial in zip((env.camera, env.camera2), serials)
+        )
+    )
+
+
+def test_two_camera_contract_lists_the_cameras_in_channel_order(tmp_path, meta2_dict, meta2):
+    env = TWO_CAMERAS.env
+    assert meta2_dict["image"]["channels"] == 6 and len(meta2_dict["cameras"]) == 2
+    assert meta2_dict["camera"] == meta2_dict["cameras"][0]  # one-camera readers see camera 1
+    for cam, want in zip(meta2.cameras, (env.camera, env.camera2)):
+        np.testing.assert_allclose(cam.pos, want.pos)
+        np.testing.assert_allclose(cam.lookat, want.lookat)
+        assert (cam.fovy_deg, cam.roll_deg) == (want.fovy_deg, want.roll_deg)
+    pol = policy_lib.Policy(tiny_onnx(tmp_path / "two.onnx", meta2_dict, (84, 84, 6)))
+    assert pol.meta.channels == 6 and len(pol.meta.cameras) == 2
+    for channels in (3, 4):
+        with pytest.raises(PolicyError, match="image channels.*2 camera") as err:
+            policy_lib.parse_metadata(json.dumps(changed(meta2_dict, "image.channels", channels)))
+        assert "\n" not in str(err.value)
+
+
+def test_camera_count_of_model_and_bench_must_agree(meta, meta2):
+    cam = Config().env.camera
+    bench_lib.check_bench(meta2, two_camera_bench())
+    for model, bench, counts in (
+        (meta, two_camera_bench(), "trained with 1 camera(s), the bench has 2"),
+        (meta2, one_camera(cam.pos, cam.lookat), "trained with 2 camera(s), the bench has 1"),
+    ):
+        with pytest.raises(PolicyError, match=re.escape(counts)) as err:
+            bench_lib.check_bench(model, bench)
+        assert "\n" not in str(err.value)
+    moved = dataclasses.replace(TWO_CAMERAS.env.camera2, pos=tuple(np.add(TWO_CAMERAS.env.camera2.pos, [0.05, 0, 0])))
+    with pytest.raises(PolicyError, match="bench camera 2: camera position"):
+        bench_lib.check_bench(meta2, two_camera_bench(dataclasses.replace(TWO_CAMERAS.env, camera2=moved)))
+
+
+def test_two_camera_bench_file_with_serials(tmp_path):
+    env = TWO_CAMERAS.env
+    path = tmp_path / "bench.json"
+    cams = [
+        {"pos": list(c.pos), "lookat": list(c.lookat), "serial": s}
+        for c, s in ((env.camera, "A1"), (env.camera2, "B2"))
+    ]
+    path.write_text(json.dumps({"cameras": cams, "image": {"height": 84, "width": 84}}))
+    bench = contract.load_bench(path)
+    assert [c.serial for c in bench.cameras] == ["A1", "B2"] and bench.image_hw == (84, 84)
+    assert bench.cameras[1].pos == env.camera2.pos and bench.cameras[1].roll_deg == 0.0
+    for bad in ({"cameras": []}, {"camera": cams[0], "cameras": cams}, {"cameras": [{"pos": [1, 2, 3]}]}):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(PolicyError, match="bench file") as err:
+            contract.load_bench(path)
+        assert "\n" not in str(err.value)
+
+
+def test_camera_serials_come_from_the_flag_or_the_bench():
+    from deploy.__main__ import camera_serials
+
+    assert camera_serials(None, 1, None) == [None]  # the only connected camera, as before
+    assert camera_serials(["S1"], 1, None) == ["S1"]
+    assert camera_serials(["S1", "S2"], 2, None) == ["S1", "S2"]
+    assert camera_serials(None, 2, two_camera_bench(serials=("B1", "B2"))) == ["B1", "B2"]
+    assert camera_serials(["S2", "S1"], 2, two_camera_bench(serials=("B1", "B2"))) == ["S2", "S1"]  # the flag wins
+    for given, count, bench, message in (
+        (["S1"], 2, None, "given 1 time.* 2 camera"),
+        (["S1", "S2"], 1, None, "given 2 time.* 1 camera"),
+        (None, 2, None, r"no serial for camera\(s\) \[1, 2\]"),
+        (None, 2, two_camera_bench(serials=("B1", None)), r"no serial for camera\(s\) \[2\]"),
+        (["S1", "S1"], 2, None, "S1 is given for more than one camera"),
+    ):
+        with pytest.raises(contract.DeployError, match=message) as err:
+            camera_serials(given, count, bench)
+        assert "\n" not in str(err.value)
+
+
+def test_cli_refuses_a_camera_count_mismatch_in_one_line(tmp_path, meta_dict, meta2_dict, capsys):
+    one, two = tiny_onnx(tmp_path / "one.onnx", meta_dict), tiny_onnx(tmp_path / "two.onnx", meta2_dict, (84, 84, 6))
+    env = TWO_CAMERAS.env
+    bench1, bench2 = tmp_path / "bench1.json", tmp_path / "bench2.json"
+    bench1.write_text(json.dumps({"camera": {"pos": env.camera.pos, "lookat": env.camera.lookat}}))
+    bench2.write_text(json.dumps({"cameras": [{"pos": c.pos, "lookat": c.lookat} for c in (env.camera, env.camera2)]}))
+    real = ["--ip", "10.0.0.1", "--goal", "0.4", "0.0", "0.2", "--dry-run"]
+    assert deploy_main([str(two), *real, "--bench", str(bench2), "--camera-serial", "S1", "--camera-serial", "S2"]) == 0
+    assert json.loads(capsys.readouterr().out)["camera_serials"] == ["S1", "S2"]
+    assert deploy_main([str(one), *real, "--bench", str(bench2)]) == 1
+    assert deploy_main([str(two), *real, "--bench", str(bench1)]) == 1
+    assert deploy_main([str(two), *real, "--bench", str(bench2), "--camera-serial", "S1"]) == 1
+    assert deploy_main([str(one), *real, "--bench", str(bench1), "--camera-serial", "S1", "--camera-serial", "S2"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert "1 camera(s), the bench has 2" in errors[0] and "2 camera(s), the bench has 1" in errors[1]
+    assert "given 1 time(s) but the model has 2" in errors[2] and "given 2 time(s) but the model has 1" in errors[3]
 
 
 # --- the SDK edge: units ------------------------------------------------------------------------------
@@ -428,10 +553,10 @@ class FakeArm:
 
 
 class FakeCamera:
-    """Uniform grey D435 frames; raises ``CameraError`` from read number ``fail_at`` on."""
+    """Uniform D435 frames of grey ``level``; raises ``CameraError`` from read number ``fail_at`` on."""
 
-    def __init__(self, fail_at: int | None = None):
-        self.reads, self.fail_at, self.closed = 0, fail_at, False
+    def __init__(self, fail_at: int | None = None, level: int = 128):
+        self.reads, self.fail_at, self.level, self.closed = 0, fail_at, level, False
 
     def read(self):
         if self.fail_at is not None and self.reads >= self.fail_at:
@@ -439,7 +564,7 @@ class FakeCamera:
                 "no colour frame from the RealSense camera within 1.00 s (stream stopped or camera disconnected)"
             )
         self.reads += 1
-        return np.full((480, 640, 3), 128, np.uint8), D435
+        return np.full((480, 640, 3), self.level, np.uint8), D435
 
     def close(self):
         self.closed = True
@@ -452,11 +577,11 @@ class ScriptedPolicy:
         self.meta, self.arm = meta, arm
         self.ee_offset, self.action = np.asarray(ee_offset), action
 
-    def preprocess(self, frame, intr):
-        return camera_model.preprocess(frame, intr, self.meta.fovy_deg, self.meta.image_hw)
+    def preprocess(self, frame, intr, camera=0):
+        return camera_model.preprocess(frame, intr, self.meta.cameras[camera].fovy_deg, self.meta.image_hw)
 
     def __call__(self, image, goal):
-        assert image.shape == (84, 84, 3)
+        assert image.shape == (84, 84, self.meta.channels)
         ee = self.arm.pos + self.ee_offset
         action = (
             np.clip((np.asarray(goal) - ee) / self.meta.max_step_m, -1, 1)
@@ -466,12 +591,12 @@ class ScriptedPolicy:
         return action, ee
 
 
-def run_fake(meta, tmp_path, arm, camera=None, pol=None, goals=None, options=None, limits=None):
+def run_fake(meta, tmp_path, arm, cameras=None, pol=None, goals=None, options=None, limits=None):
     lim = limits or safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m)
     said = []
     results, cause = loop.run(
         pol or ScriptedPolicy(meta, arm),
-        camera or FakeCamera(),
+        cameras or [FakeCamera() for _ in meta.cameras],
         arm,
         np.array([[0.5, 0.1, 0.15]]) if goals is None else goals,
         lim,
@@ -532,7 +657,7 @@ def test_loop_stops_motion_and_names_the_cause(meta, tmp_path, case):
         pol = ScriptedPolicy(meta, arm, action=[np.nan, 0.0, 0.0])
     elif case == "drift":
         pol = ScriptedPolicy(meta, arm, ee_offset=[0.05, 0.0, 0.0])
-    results, cause, said = run_fake(meta, tmp_path, arm, camera, pol)
+    results, cause, said = run_fake(meta, tmp_path, arm, [camera], pol)
     expected = {
         "camera timeout": "no colour frame",
         "controller error": "error code 22",
@@ -665,6 +790,36 @@ def test_summary_names_the_episode_definition_and_compares_with_the_in_sim_eval(
     assert "no in-sim evaluation" in loop.format_summary(bare)
 
 
+def test_loop_stacks_two_cameras_in_order_and_logs_both(meta2, tmp_path):
+    arm = FakeArm(meta2.home_m)
+    results, cause, _ = run_fake(meta2, tmp_path, arm, [FakeCamera(level=40), FakeCamera(level=200)])
+    assert cause is None and results[0].ended_by == loop.POLICY_STOP
+    log = np.load(tmp_path / "logs" / "episode_000.npz")
+    assert log["image"].shape[1:] == (84, 84, 6)
+    assert np.all(log["image"][..., :3] == 40) and np.all(log["image"][..., 3:] == 200)
+    assert np.all(log["raw_frames"] == 40) and np.all(log["raw_frames_2"] == 200)
+    assert log["raw_frames_2"].shape == (1, 480, 640, 3)
+    np.testing.assert_allclose(log["intrinsics_2"], D435.to_array())
+    assert loop.side_by_side(log["image"]).shape[1:] == (84, 168, 3)
+
+
+def test_two_camera_loop_guards_each_view_and_closes_every_camera(meta2, tmp_path):
+    out_of_view_2 = np.array([0.4, -0.8, 0.3])  # in camera 1's view, outside camera 2's
+    view = loop.view_guard(meta2)
+    view.guards[0].check(out_of_view_2, "ee")
+    arm = FakeArm(meta2.home_m, fault_after=2, fault=lambda a: setattr(a, "pos", out_of_view_2))
+    cameras = [FakeCamera(level=40), FakeCamera(level=200)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "measured ee" in cause and "leave the camera 2 image" in cause and arm.stops >= 1
+    assert all(c.closed for c in cameras) and arm.closed
+    arm, cameras = FakeArm(meta2.home_m), [FakeCamera(level=40), FakeCamera(fail_at=2, level=200)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "no colour frame" in cause and cameras[1].reads == 2 and arm.stops >= 1 and all(c.closed for c in cameras)
+    arm, cameras = FakeArm(meta2.home_m), [FakeCamera(level=40)]
+    _, cause, _ = run_fake(meta2, tmp_path, arm, cameras)
+    assert "takes 2 camera(s), 1 were opened" in cause and arm.moves == [] and cameras[0].closed
+
+
 # --- CLI --------------------------------------------------------------------------------------------
 def test_cli_refuses_widening_and_bad_models_in_one_line(tmp_path, meta_dict, capsys):
     model = tiny_onnx(tmp_path / "a.onnx", meta_dict)
@@ -722,7 +877,7 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
     """A camera that stops streaming mid-episode: the CLI stops the arm, prints the cause on one
     line and exits 1, and the summary records it."""
     arm, camera = FakeArm(meta.home_m), FakeCamera(fail_at=2)
-    monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol: (camera, arm))
+    monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol, serials: ([camera], arm))
     summary = tmp_path / "summary.json"
     code = deploy_main(
         [
@@ -764,7 +919,7 @@ def test_cli_summary_states_the_episode_definition_next_to_the_in_sim_eval(
         (["--full-episode"], loop.FULL_EPISODE, True),
     ):
         arm = FakeArm(meta.home_m)
-        monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol, arm=arm: (FakeCamera(), arm))
+        monkeypatch.setattr("deploy.__main__.open_devices", lambda args, pol, serials, arm=arm: ([FakeCamera()], arm))
         logs = ["--log-dir", str(tmp_path / "logs"), "--summary-json", str(path)]
         assert deploy_main([str(model), *common, *logs, *flags]) == 0
         out = capsys.readouterr().out
@@ -892,7 +1047,7 @@ def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
     options = loop.Options(max_steps=10, policy_stop=None, drift=safety.DriftLimits(10.0, 10.0, 1))
     results, cause = loop.run(
         pol,
-        twin.TwinCamera(twin_world),
+        twin.cameras(twin_world),
         arm,
         [[0.45, 0.05, 0.2]],
         lim,

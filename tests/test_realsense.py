@@ -117,3 +117,30 @@ def test_unavailable_sources_raise_camera_error(tmp_path):
         RealSenseCamera(bag=tmp_path / "missing.db3")
     with pytest.raises(CameraError, match="serial 000000000000: connected serials"):
         RealSenseCamera(serial="000000000000")
+
+
+def test_cameras_open_by_serial_in_the_order_asked_and_close_on_a_failure(monkeypatch):
+    """``open_cameras`` picks each device by its serial from what the bus lists (here two software
+    devices, listed in the other order), reports the serial, takes the only device for a None
+    serial, and closes the cameras it opened when a later one cannot be opened."""
+    import deploy.camera as realsense
+
+    sims = {serial: SoftwareCamera(D435_COLOUR, serial=serial) for serial in ("A1", "B2")}
+    monkeypatch.setattr(realsense, "connected_devices", lambda: [sims["B2"].device, sims["A1"].device])
+    cameras = realsense.open_cameras(["A1", "B2"])
+    assert [c.serial for c in cameras] == ["A1", "B2"]
+    for cam, sim in zip(cameras, (sims["A1"], sims["B2"])):
+        image = rendered_frames(1, D435_COLOUR, seed=len(cam.serial))[0]
+        np.testing.assert_array_equal(read_while_pushing(cam, sim, image)[0], image)
+        cam.close()
+    closed, close = [], RealSenseCamera.close
+    monkeypatch.setattr(RealSenseCamera, "close", lambda self: (closed.append(self.serial), close(self)))
+    with pytest.raises(CameraError, match="serial C3: connected serials") as err:
+        realsense.open_cameras(["B2", "C3"])
+    assert closed == ["B2"] and "\n" not in str(err.value)
+    with pytest.raises(CameraError, match="cannot choose a RealSense camera"):
+        realsense.open_cameras([None])  # two connected: none is "the only one"
+    monkeypatch.setattr(realsense, "connected_devices", lambda: [sims["A1"].device])
+    (only,) = realsense.open_cameras([None])
+    assert only.serial == "A1"
+    only.close()

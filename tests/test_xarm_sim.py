@@ -222,11 +222,13 @@ class ScriptedPolicy:
     predicts the simulated arm's ee exactly; on step ``fault_at`` (0-based) it calls ``fault()`` first."""
 
     def __init__(self, controller, action, fault_at: int = -1, fault=None):
-        self.meta = types.SimpleNamespace(home_m=HOME_M, success_threshold_m=0.02, max_step_m=0.02)
+        self.meta = types.SimpleNamespace(
+            home_m=HOME_M, success_threshold_m=0.02, max_step_m=0.02, cameras=(types.SimpleNamespace(),)
+        )
         self.controller, self.action = controller, np.asarray(action, np.float64)
         self.fault_at, self.fault, self.calls = fault_at, fault, 0
 
-    def preprocess(self, frame, intr):
+    def preprocess(self, frame, intr, camera=0):
         return frame[::8, ::8]
 
     def __call__(self, image, goal):
@@ -276,7 +278,7 @@ def run_loop(arm, policy, goals, max_steps: int = 6):
     options = loop.Options(max_steps=max_steps)
     with tempfile.TemporaryDirectory() as logs:
         return loop.run(
-            policy, StreamingCamera(), arm, goals, limits, view, options, pathlib.Path(logs), say=lambda _: None
+            policy, [StreamingCamera()], arm, goals, limits, view, options, pathlib.Path(logs), say=lambda _: None
         )
 
 

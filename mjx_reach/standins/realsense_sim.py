@@ -18,12 +18,15 @@ from mjx_reach.camera import Intrinsics
 
 class SoftwareCamera:
     """An ``rs.software_device`` with one colour sensor streaming RGB8 at ``fps`` with intrinsics
-    ``intr`` (pixels; librealsense stores them as float32)."""
+    ``intr`` (pixels; librealsense stores them as float32), reporting serial number ``serial``
+    when given."""
 
-    def __init__(self, intr: Intrinsics, fps: int = 30):
+    def __init__(self, intr: Intrinsics, fps: int = 30, serial: str | None = None):
         self.intr = intr
         self.fps = fps
         self.device = rs.software_device()
+        if serial is not None:
+            self.device.register_info(rs.camera_info.serial_number, serial)
         self.sensor = self.device.add_sensor("RGB Camera")
         stream = rs.video_stream()
         stream.type, stream.index, stream.uid = rs.stream.color, 0, 0

@@ -4,14 +4,18 @@
 metres, sim world frame) and moves with ``ReachEnv.move`` (damped least-squares IK, gripper pointing
 down), repeated until the ee settles on the target as the real arm does in position mode with
 ``wait=True``. ``TwinCamera`` has the interface of ``deploy.camera`` (``deploy.loop.Camera``): it
-renders the training camera at a real camera's size (``FRAME_HW``, 640x480 like a RealSense D435
-colour stream) with the intrinsics of that render (``camera.intrinsics_for_fovy``), with the
-nominal (un-randomized) scene and without pixel noise, for the deploy loop to preprocess like a real frame.
+renders one training (or bench) camera (``cameras``: one per policy camera, in the model's order)
+at a real camera's size (``FRAME_HW``, 640x480 like a RealSense D435 colour stream) with the
+intrinsics of that render (``camera.intrinsics_for_fovy`` of that camera's field of view), with the
+nominal (un-randomized) scene and without pixel noise, for the deploy loop to preprocess like a
+real frame.
 
 Deploy imports this module only in ``--twin`` mode (it needs JAX and MuJoCo).
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +39,7 @@ SETTLE_MAX_MOVES = 20
 
 
 class TwinWorld:
-    """One simulated world: the arm's joint state, its IK move and a ``frame_hw`` render of the
+    """One simulated world: the arm's joint state, its IK move and a ``frame_hw`` render of every
     policy camera. Built from the training config (``from_metadata`` reads it from the ONNX)."""
 
     def __init__(self, cfg: config_lib.Config, frame_hw=FRAME_HW):
@@ -43,7 +47,10 @@ class TwinWorld:
         scene = self.env.scene
         mjm = scene.mj_model
         self.frame_hw = tuple(frame_hw)
-        self.intrinsics = camera_model.intrinsics_for_fovy(cfg.env.camera.fovy_deg, *self.frame_hw)
+        env_cfg = cfg.env
+        cams = [env_cfg.camera, env_cfg.camera2] if env_cfg.second_camera else [env_cfg.camera]
+        self.intrinsics = tuple(camera_model.intrinsics_for_fovy(cam.fovy_deg, *self.frame_hw) for cam in cams)
+        """Per policy camera, the intrinsics of its render."""
         self._camera = render.Camera(mjm, 1, scene.policy_cameras, self.frame_hw, scene_lib.POLICY_GROUPS)
         data0 = mjx.make_data(mjm, impl="warp")
         mx = self.env.mx
@@ -52,16 +59,25 @@ class TwinWorld:
         nominal = randomize.nominal(scene)
         self._render = jax.jit(jax.vmap(lambda d: self._camera.render(*randomize.apply(mx, d, nominal))[0]))
         self.data = self._pose(jnp.asarray(scene_lib.HOME_QPOS, jnp.float32)[None])
+        self._frames: np.ndarray | None = None
 
     @classmethod
-    def from_metadata(cls, raw: dict, frame_hw: tuple[int, int] = FRAME_HW) -> TwinWorld:
-        """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes."""
+    def from_metadata(
+        cls, raw: dict, frame_hw: tuple[int, int] = FRAME_HW, bench_path: str | os.PathLike | None = None
+    ) -> TwinWorld:
+        """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes; with a
+        bench file, its cameras where the bench has them (``config.with_bench_camera``)."""
         try:
             cfg = config_lib.from_dict(config_lib.Config, raw["config"])
         except (KeyError, TypeError, ValueError) as e:
             raise DeployError(
                 f"--twin: the model's metadata holds no usable training config ({type(e).__name__}: {e})"
             ) from None
+        if bench_path is not None:
+            try:
+                cfg = config_lib.with_bench_camera(cfg, bench_path)
+            except config_lib.ConfigError as e:
+                raise DeployError(f"--twin: {e}") from None
         return cls(cfg, frame_hw)
 
     def tcp(self) -> np.ndarray:
@@ -71,10 +87,14 @@ class TwinWorld:
     def move(self, target: np.ndarray) -> None:
         """One control step of IK towards ``target`` (3,) m."""
         self.data = self._move(self.data, jnp.asarray(target, jnp.float32)[None])
+        self._frames = None
 
-    def render(self) -> np.ndarray:
-        """The policy camera's view (H, W, 3) uint8 at ``frame_hw``."""
-        return np.asarray(self._render(self.data)[0])
+    def render(self, camera: int = 0) -> np.ndarray:
+        """Policy camera ``camera``'s view (H, W, 3) uint8 at ``frame_hw`` (every camera is rendered
+        once per arm pose)."""
+        if self._frames is None:
+            self._frames = np.asarray(self._render(self.data)[0])
+        return self._frames[..., 3 * camera : 3 * camera + 3]
 
 
 class TwinArm(SimulatedController):
@@ -100,16 +120,23 @@ class TwinArm(SimulatedController):
 
 
 class TwinCamera:
-    """``deploy.loop.Camera`` on a ``TwinWorld``: ``read()`` → (frame (480, 640, 3) uint8 RGB, intrinsics)."""
+    """``deploy.loop.Camera`` on policy camera ``index`` of a ``TwinWorld``: ``read()`` → (frame
+    (480, 640, 3) uint8 RGB, intrinsics)."""
 
-    def __init__(self, world: TwinWorld):
+    def __init__(self, world: TwinWorld, index: int = 0):
         self.world = world
+        self.index = index
         self.streaming = True
 
     def read(self) -> tuple[np.ndarray, camera_model.Intrinsics]:
         if not self.streaming:
-            raise CameraError("twin camera: the stream is stopped")
-        return self.world.render(), self.world.intrinsics
+            raise CameraError(f"twin camera {self.index + 1}: the stream is stopped")
+        return self.world.render(self.index), self.world.intrinsics[self.index]
 
     def close(self) -> None:
         self.streaming = False
+
+
+def cameras(world: TwinWorld) -> list[TwinCamera]:
+    """A ``TwinCamera`` per policy camera of ``world``, in the model's camera order."""
+    return [TwinCamera(world, k) for k in range(len(world.intrinsics))]
