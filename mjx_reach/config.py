@@ -60,7 +60,8 @@ class EnvConfig:
     camera2: CameraConfig = CameraConfig(pos=(1.65, 0.0, 0.62), lookat=(0.42, 0.0, 0.22))
     """The second policy camera, used when ``second_camera``: across the table, facing the arm, its
     optical axis at 88 deg to the first camera's, so the first camera's depth axis (world y) lies
-    in its image plane (placement measured against the 58 deg one: BENCHMARKS.md)."""
+    in its image plane, 1.3 m from the box like the first (the earlier camera2 at 58 deg halved the
+    depth error with stacked channels: BENCHMARKS.md)."""
     depth: bool = False
     """Add a depth channel per camera (uint8, linear in metres over ``depth_range_m``)."""
     depth_range_m: tuple[float, float] = (0.5, 2.0)
@@ -311,7 +312,7 @@ PRESETS: dict[str, Config] = {
 bottleneck). ``two-cameras``: ``default`` with the second policy camera ``env.camera2``, which sees
 the first camera's depth axis side-on (issue 2/5); each camera's conv trunk has 16 channels per
 layer, so the two trunks cost about 2/3 of the one 32-channel trunk of ``default`` (forward FLOPs per
-image with the MLP layer: 8.7 M vs 13.1 M) and the run fits the CPU default's time. ``uncalibrated``: the seed's camera
+image with the MLP layer: 8.7 M vs 13.1 M) to keep the run near the CPU default's time. ``uncalibrated``: the seed's camera
 randomization (±2 cm, ±2 deg, ±1 deg fovy) for a camera whose pose is measured by hand rather than
 with ``python -m deploy calibrate``. All are sized for a 2-core CPU (16 envs; ``default`` ≈ 25 min); scale up with
 ``--num-envs`` and the ``train.*`` flags on a GPU (README). ``quick``: a few-minute CPU run (the
