@@ -25,6 +25,26 @@ from mjx_reach.env import ReachEnv
 
 NUM_ENVS = 4
 SMALL_NUM_ENVS = 2
+TINY_RUN = [
+    "--preset",
+    "smoke",
+    "--num-envs",
+    "2",
+    "--total-steps",
+    "40",
+    "--train.replay-capacity",
+    "40",
+    "--train.learning-starts",
+    "20",
+    "--train.eval-envs",
+    "2",
+    "--train.video-envs",
+    "1",
+    "--train.no-pretrain-encoder",
+    "--env.episode-steps",
+    "5",
+]
+"""``train.py`` flags of a run that goes through every stage in seconds (too short to learn)."""
 
 
 @dataclasses.dataclass

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TINY_RUN
 
 from deploy import arm as arm_lib
 from deploy import calibrate as cal
@@ -301,26 +302,7 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --bench {bad}: env.workspace_high") and "\n" not in err
 
-    tiny = [
-        "--preset",
-        "smoke",
-        "--num-envs",
-        "2",
-        "--total-steps",
-        "40",
-        "--train.replay-capacity",
-        "40",
-        "--train.learning-starts",
-        "20",
-        "--train.eval-envs",
-        "2",
-        "--train.video-envs",
-        "1",
-        "--train.no-pretrain-encoder",
-        "--env.episode-steps",
-        "5",
-    ]
-    assert train.train([*tiny, "--bench", str(bench), "--out", str(run)]) == 0
+    assert train.train([*TINY_RUN, "--bench", str(bench), "--out", str(run)]) == 0
     camera = json.loads((run / "config.json").read_text())["env"]["camera"]
     assert camera["roll_deg"] == pytest.approx(out["estimated"]["roll_deg"]) and camera["pos"] == pytest.approx(
         out["estimated"]["pos"]
