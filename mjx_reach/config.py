@@ -534,10 +534,9 @@ def validate(cfg: Config) -> Config:
         "network.encoder",
         f"must be 'flatten' or 'keypoints', got {net.encoder!r}",
     )
-    size = min(h, w)
-    for stride in net.conv_strides:
-        size = (size - 3) // stride + 1
-    _require(size >= 1, "network.conv_strides", f"shrink a {h}x{w} image to nothing")
+    _require(
+        min(feature_map_hw((h, w), net.conv_strides)) >= 1, "network.conv_strides", f"shrink a {h}x{w} image to nothing"
+    )
     _require(0 < agent.gamma < 1, "agent.gamma", f"must be in (0, 1), got {agent.gamma}")
     _require(0 < agent.tau <= 1, "agent.tau", f"must be in (0, 1], got {agent.tau}")
     for field in ("critic_lr", "actor_lr", "encoder_lr"):
@@ -568,6 +567,15 @@ def validate(cfg: Config) -> Config:
     _require(pre.action_noise >= 0, "pretrain.action_noise", f"must be >= 0, got {pre.action_noise}")
     _require(0 < pre.max_step_m <= 0.1, "pretrain.max_step_m", f"must be in (0, 0.1] metres, got {pre.max_step_m}")
     return cfg
+
+
+def feature_map_hw(image_hw: tuple[int, int], strides: tuple[int, ...]) -> tuple[int, int]:
+    """(height, width) in cells of the last feature map of 3x3 VALID convs with ``strides`` over an
+    image of ``image_hw`` pixels (the encoder's trunk)."""
+    h, w = image_hw
+    for stride in strides:
+        h, w = (h - 3) // stride + 1, (w - 3) // stride + 1
+    return h, w
 
 
 def num_cameras(env: EnvConfig) -> int:

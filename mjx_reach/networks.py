@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mjx_reach.config import NetworkConfig
+from mjx_reach.config import NetworkConfig, feature_map_hw
 
 
 class Encoder(nnx.Module):
@@ -56,14 +56,6 @@ class Encoder(nnx.Module):
             features.append(spatial_soft_argmax(x) if self.readout == "keypoints" else x.reshape(x.shape[0], -1))
         x = jax.nn.relu(self.hidden(jnp.concatenate(features, axis=-1)))
         return self.centre[...] + self.scale[...] * self.out(x)
-
-
-def feature_map_hw(image_hw: tuple[int, int], strides: tuple[int, ...]) -> tuple[int, int]:
-    """(height, width) in cells of the last feature map of 3x3 VALID convs with ``strides``."""
-    h, w = image_hw
-    for stride in strides:
-        h, w = (h - 3) // stride + 1, (w - 3) // stride + 1
-    return h, w
 
 
 def spatial_soft_argmax(features: jax.Array) -> jax.Array:
