@@ -35,7 +35,9 @@ MARKER_BODY = scene_lib.TCP_BODY
 MARKER_POS = (0.0, -0.097, 0.05)
 """Marker centre in the gripper body's frame, m: on the outside of a finger, facing the camera."""
 MARKER_XMAT = ((-1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, -1.0, 0.0))
-"""Marker-to-gripper-body rotation: the printed face looks along the body's -y, its top along -z."""
+"""Marker-to-gripper-body rotation: the printed face looks along the body's -y, its top along -z
+(towards the default camera when the gripper points down; ``marker_mount_facing`` turns it to another
+side of the gripper)."""
 IK_ITERATIONS = 200
 IK_TOLERANCE = 1e-6
 """IK stops when position (m) and rotation (rad) errors are below this."""
@@ -89,6 +91,17 @@ def add_marker(
             col = end
 
 
+def marker_mount_facing(body_xmat: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The marker mount (``MARKER_POS`` (3,) m, ``MARKER_XMAT`` (3, 3)) moved to the side of the
+    gripper that faces ``direction`` (3,) (world frame) best: turned about the gripper body's z axis
+    by a multiple of 90 deg, as a marker is stuck on one of the gripper's four flat sides.
+    ``body_xmat`` (3, 3) is the gripper body's rotation in the world frame."""
+    toward = np.asarray(body_xmat, np.float64).T @ np.asarray(direction, np.float64)
+    quarter_turns = np.round(np.arctan2(toward[0], -toward[1]) / (np.pi / 2.0))
+    turn = camera_model.rotvec_to_xmat([0.0, 0.0, quarter_turns * np.pi / 2.0])
+    return turn @ np.asarray(MARKER_POS, np.float64), turn @ np.asarray(MARKER_XMAT, np.float64)
+
+
 def random_true_camera(
     rng: np.random.Generator, base: CameraConfig, pos_m: float = 0.05, rot_deg: float = 4.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +118,8 @@ class CalibrationTwin(SimulatedController):
     Args:
       env: the scene's config (workspace, nominal camera: its field of view is the true one).
       cam_pos, cam_xmat: the true camera pose (3,) m and camera-to-world rotation (3, 3).
-      marker_bits, marker_size_m: the marker on the gripper (``add_marker``).
+      marker_bits, marker_size_m: the marker, on the side of the gripper that faces the camera at
+        home (``add_marker``, ``marker_mount_facing``).
       pixel_noise: std of Gaussian noise on each frame's pixels, 0..255 levels.
       seed: seed of the pixel noise.
     """
@@ -124,7 +138,12 @@ class CalibrationTwin(SimulatedController):
     ):
         super().__init__()
         spec = scene_lib.build_spec(env)
-        add_marker(spec, marker_bits, marker_size_m)
+        home = mujoco.MjData(bare := spec.compile())
+        home.qpos[[bare.joint(j).qposadr[0] for j in scene_lib.ARM_JOINTS]] = scene_lib.HOME_QPOS
+        mujoco.mj_kinematics(bare, home)
+        body = bare.body(MARKER_BODY).id
+        mount = marker_mount_facing(home.xmat[body].reshape(3, 3), np.asarray(cam_pos) - home.xpos[body])
+        add_marker(spec, marker_bits, marker_size_m, pos=mount[0], xmat=mount[1])
         self.mj_model = mjm = spec.compile()
         self.mj_data = mujoco.MjData(mjm)
         self.camera_id = mjm.camera("policy").id
