@@ -5,7 +5,7 @@
 The replay (``--replay-rows`` x ``--replay-envs`` transitions at the default config's image shape)
 is filled with uniform random data; per batch size, ``sample + update`` is jitted, called once to
 compile (``compile_s``: first call minus one timed call), then called ``--updates`` times and
-timed until ``block_until_ready``. Default networks (3 conv layers of 32 channels, stride 2).
+timed until ``block_until_ready``. Default networks (3 conv layers of 16 channels, stride 2).
 ``--json`` writes ``{"device", "peak_device_bytes", "results": [{"batch_size", "ms_per_update",
 "compile_s", "replay_transitions"}]}`` (``peak_device_bytes``: JAX's ``memory_stats()``
 ``peak_bytes_in_use`` where the backend reports it, else null).

@@ -142,8 +142,10 @@ class RandomizationConfig:
 class NetworkConfig:
     """Layer sizes."""
 
-    conv_channels: tuple[int, ...] = (32, 32, 32)
-    """Output channels of the encoder's conv layers (3x3 kernels)."""
+    conv_channels: tuple[int, ...] = (16, 16, 16)
+    """Output channels of the encoder's conv layers (3x3 kernels). 16 rather than 32: on a 2-core
+    CPU the update costs 70 ms instead of 161 ms at batch 64, and the held-out ee error did not get
+    worse (BENCHMARKS.md, "Depth precision from one camera")."""
     conv_strides: tuple[int, ...] = (2, 2, 2)
     """Strides of the conv layers."""
     encoder: Literal["flatten", "keypoints"] = "flatten"
@@ -235,15 +237,13 @@ class TrainConfig:
     """Write a checkpoint every this many chunks (and on Ctrl-C / SIGTERM, and at the end)."""
     eval_envs: int = 256
     """Episodes (one per world) in each held-out evaluation (held-out randomization seeds)."""
-    eval_every_chunks: int = 200
+    eval_every_chunks: int = 300
     """Evaluate the deterministic policy on ``eval_envs`` held-out episodes every this many chunks
     and after the last one (``eval_*`` columns of ``metrics.csv``). CPU default: 48,000 env steps /
-    (16 worlds x 5 iterations) = 600 chunks, ~1,300 s of training loop on 2 cores. One rollout
-    renders 256 worlds x 51 frames = 13,056 frames (~30 s at ~430 frames/s) plus the actor on 256
-    images per step: 144 s measured on the shared 2-core CPU at load ~5.5, where env stepping ran
-    3.9x slower than on a quiet machine, i.e. ~37 s quiet. An evaluation is two rollouts (the policy
-    and the oracle, ``evaluate.Evaluator``): ~75 s. Every 200 chunks gives 3 evaluations (the 600th
-    chunk is also the last), ~225 s, ~15 % of the ~26-min run; the first also compiles the rollouts."""
+    (16 worlds x 5 iterations) = 600 chunks: two evaluations, halfway and at the end. One policy
+    rollout renders 256 worlds x 51 frames = 13,056 frames per camera (~30 s at ~430 frames/s on
+    2 cores) plus the actor on 256 images per step; the oracle rollout renders nothing; the first
+    evaluation also compiles both rollouts (BENCHMARKS.md, "Held-out evaluation cost")."""
     target_success: float = 0.95
     """Held-out success at ``env.success_threshold_m`` whose first reaching is reported as
     ``time_to_success_2cm_s`` (wall_s of that evaluation) in ``eval.json``."""
@@ -292,7 +292,7 @@ PRESETS: dict[str, Config] = {
         _DEFAULT, agent={"bottleneck_weight": 0.0, "encoder_lr": 1e-3}, train={"pretrain_encoder": False}
     ),
     "depth": _with(_DEFAULT, env={"depth": True}, agent={"bottleneck_weight": 0.0}),
-    "two-cameras": _with(_DEFAULT, env={"second_camera": True}, network={"conv_channels": (16, 16, 16)}),
+    "two-cameras": _with(_DEFAULT, env={"second_camera": True}, train={"total_env_steps": 32_000}),
     "uncalibrated": _with(_DEFAULT, randomization={"cam_pos_m": 0.02, "cam_rot_deg": 2.0, "cam_fovy_deg": 1.0}),
     "quick": _with(
         _DEFAULT,
@@ -310,11 +310,11 @@ PRESETS: dict[str, Config] = {
 """The seed's experiments: ``best`` (= ``default``: RL + bottleneck + pretrained encoder, RGB),
 ``no-bottleneck`` (RL alone from a random encoder), ``depth`` (RGB-D + pretrained encoder, no
 bottleneck). ``two-cameras``: ``default`` with the second policy camera ``env.camera2``, which sees
-the first camera's depth axis side-on (issue 2/5); each camera's conv trunk has 16 channels per
-layer, so the two trunks cost about 2/3 of the one 32-channel trunk of ``default`` (forward FLOPs per
-image with the MLP layer: 8.7 M vs 13.1 M) to keep the run near the CPU default's time. ``uncalibrated``: the seed's camera
+the first camera's depth axis side-on (issue 2/5), each camera through its own 16-channel conv
+trunk; an update costs about twice ``default``'s, so it runs 32,000 env steps (it passes 0.9
+held-out success at 2 cm by then) to stay near the CPU default's time. ``uncalibrated``: the seed's camera
 randomization (±2 cm, ±2 deg, ±1 deg fovy) for a camera whose pose is measured by hand rather than
-with ``python -m deploy calibrate``. All are sized for a 2-core CPU (16 envs; ``default`` ≈ 25 min); scale up with
+with ``python -m deploy calibrate``. All are sized for a 2-core CPU (16 envs; ``default`` < 30 min); scale up with
 ``--num-envs`` and the ``train.*`` flags on a GPU (README). ``quick``: a few-minute CPU run (the
 learning test and the tests that need a trained policy use it). ``smoke``: every stage in about
 a minute, too short to learn (the notebooks' small size)."""

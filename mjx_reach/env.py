@@ -86,10 +86,13 @@ class State:
 
 
 class ReachEnv:
-    """Reach env for ``num_envs`` worlds (see the module docstring for the API)."""
+    """Reach env for ``num_envs`` worlds (see the module docstring for the API). ``overview``: also
+    a third-person render context (``overview_image``); ``images=False``: observations carry a
+    zero image and nothing is rendered (for rollouts that act on the privileged state only)."""
 
-    def __init__(self, cfg: Config, num_envs: int, overview: bool = False):
+    def __init__(self, cfg: Config, num_envs: int, overview: bool = False, images: bool = True):
         self.cfg = validate(cfg)
+        self.images = images
         self.env_cfg, self.dr_cfg = cfg.env, cfg.randomization
         self.num_envs = num_envs
         world = world_config(cfg.env)
@@ -101,7 +104,7 @@ class ReachEnv:
         self._tcp_xmat = jnp.asarray(home_xmat, jnp.float32)
         self._pose_bank = _pose_bank(world, cfg.seed)
         shadows = cfg.randomization.enabled and cfg.randomization.shadow_prob > 0
-        self.camera = _render_context(world, num_envs, "policy", shadows)
+        self.camera = _render_context(world, num_envs, "policy", shadows) if images else None
         self.overview = _render_context(world, num_envs, "overview", False) if overview else None
         self._substeps = round(cfg.env.control_dt_s / cfg.env.physics_dt_s)
 
@@ -123,12 +126,16 @@ class ReachEnv:
 
     # --- observation ---------------------------------------------------------------------------
     def _observe(self, data: mjx.Data, domain, goal, key):
-        """Forward kinematics, render, and the observation dict; returns (data, obs)."""
+        """Forward kinematics, render, and the observation dict; returns (data, obs). Without
+        ``images`` the image is zeros (nothing rendered; the physics is the same)."""
         data = mjx.kinematics(self.mx, data)
         m, data = randomize.apply(self.mx, data, domain)
-        image, data = self.camera.render(m, data)
-        if self.dr_cfg.enabled and self.dr_cfg.pixel_noise > 0:
-            image = render.add_pixel_noise(image, key, self.dr_cfg.pixel_noise)
+        if self.images:
+            image, data = self.camera.render(m, data)
+            if self.dr_cfg.enabled and self.dr_cfg.pixel_noise > 0:
+                image = render.add_pixel_noise(image, key, self.dr_cfg.pixel_noise)
+        else:
+            image = jnp.zeros(self.image_shape, jnp.uint8)
         ee = data.site_xpos[self.scene.tcp_site]
         state = jnp.concatenate([ee, goal, data.qpos, data.qvel])
         return data, {"image": image, "goal": goal, "state": state}

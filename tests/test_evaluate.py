@@ -46,7 +46,8 @@ def tiny_eval_config() -> config_lib.Config:
 
 def test_oracle_rollout_equals_the_env_success_when_the_encoder_is_the_truth(tiny_eval_config):
     """Evaluating the oracle as the policy: its encoder error is 0, its success at the env's
-    threshold is the env's own ``success`` metric, and the oracle fields repeat it exactly."""
+    threshold is the env's own ``success`` metric, and the oracle fields (a rollout that renders
+    nothing) repeat it exactly: the same episodes and physics as the rendered rollout."""
     cfg = tiny_eval_config
     agent = ddpg.Agent(cfg, config_lib.image_shape(cfg.env))
     params = agent.init().params
