@@ -235,7 +235,8 @@ def run_episode(
     if not limits.contains(home):
         raise SafetyError(
             f"the model's home {np.round(home, 3).tolist()} m is outside the workspace box "
-            f"[{limits.low.tolist()}, {limits.high.tolist()}] m: the arm homes there by a joint-space move, so the box must contain it"
+            f"[{limits.low.tolist()}, {limits.high.tolist()}] m: the arm homes there by a joint-space move, "
+            "so the box must contain it"
         )
     view.check(home, "home")
     arm.move_joints(meta.home_joints_rad)

@@ -91,8 +91,9 @@ class Command:
     """One request the controller received.
 
     ``values``: for ``MOVE_LINE`` the float32 parameters (x, y, z mm; roll, pitch, yaw rad;
-    speed mm/s; acceleration mm/s²; move time s; [radius mm]); for ``MOVE_JOINT`` (joints 1-7 rad;
-    speed rad/s; acceleration rad/s²; move time s); for other registers the parameter bytes. ``time_s`` is ``time.monotonic()`` at reception.
+    speed mm/s; acceleration mm/s²; move time s; [radius mm]); for ``MOVE_JOINT`` the float32
+    parameters (joints 1-7 rad; speed rad/s; acceleration rad/s²; move time s); for other registers
+    the parameter bytes. ``time_s`` is ``time.monotonic()`` at reception.
     """
 
     register: int
@@ -156,7 +157,8 @@ class CartesianArm:
         """The joints at ``_start`` when a joint move put them there (None: from ``joints_of``)."""
         self._start_time = 0.0
         self._queue: collections.deque[tuple[np.ndarray, float, np.ndarray | None]] = collections.deque()
-        """Queued moves: (TCP target pose, speed: mm/s for a line, rad/s for a joint move, joint target or None)."""
+        """Queued moves: (TCP target pose, speed: mm/s for a line, rad/s for a joint move, joint
+        target or None for a line)."""
         self._done = 0
 
     def move(self, target: np.ndarray, speed_mm_s: float, now: float) -> None:
@@ -539,8 +541,9 @@ class SimController:
         return 0, reply
 
     def _on_move_joint(self, client, params, trans_id, protocol):
-        """``set_servo_angle`` (absolute, no blend radius) as the SDK sends it: 10 floats (joints 1-7
-        rad, speed rad/s, acceleration rad/s², move time s) and, with a check-only type, 1 byte.
+        """``set_servo_angle`` (absolute, no blend radius) as the SDK sends it on register 23: 10
+        floats (joints 1-7 rad, speed rad/s, acceleration rad/s², move time s) and, with a check-only
+        type, 1 byte.
         Served: moves of all 7 joints that execute (no byte, or a zero one); a single-joint move
         (infinite angles for the others) and an arm without forward kinematics (``ArmModel.move_joints``
         returns None) are answered "invalid". Acceleration and move time are recorded, not simulated."""
