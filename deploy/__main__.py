@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
         "--drift-patience", type=int, default=safety.DriftLimits.patience, help="stop after this many warnings in a row"
     )
     limits.add_argument("--speed-m-s", type=float, default=0.1, help="Cartesian speed of each move, m/s")
+    limits.add_argument(
+        "--joint-speed-deg-s",
+        type=float,
+        default=20.0,
+        help="joint speed of the joint-space move home at each episode start, deg/s",
+    )
     where.add_argument(
         "--camera-serial",
         action="append",
@@ -169,7 +175,14 @@ def open_devices(args: argparse.Namespace, policy: Policy, serials: list[str | N
     from deploy import camera
     from deploy.arm import XArm
 
-    arm = XArm(args.ip, meta.world_to_base, meta.tcp_offset_m, meta.flange_xmat, speed_m_s=args.speed_m_s)
+    arm = XArm(
+        args.ip,
+        meta.world_to_base,
+        meta.tcp_offset_m,
+        meta.flange_xmat,
+        speed_m_s=args.speed_m_s,
+        joint_speed_rad_s=float(np.deg2rad(args.joint_speed_deg_s)),
+    )
     return camera.open_cameras(serials, timeout_s=args.camera_timeout_s), arm
 
 

@@ -5,7 +5,8 @@ The rest of deploy speaks metres in the sim world frame; ``XArm`` converts to th
 policy was trained with (gripper pointing down) into the SDK's roll/pitch/yaw in degrees
 (fixed axes: R = Rz(yaw) Ry(pitch) Rx(roll)). It wraps ``xarm.wrapper.XArmAPI`` (xArm-Python-SDK):
 ``connect``, ``clean_error``, ``clean_warn``, ``motion_enable``, ``set_mode(0)`` (position mode),
-``set_state(0)``, ``set_position(..., wait=True)``, ``get_position``, ``get_servo_angle`` (calibration),
+``set_state(0)``, ``set_position(..., wait=True)``, ``set_servo_angle(..., is_radian=True, wait=True)``
+(the joint-space home move), ``get_position``, ``get_servo_angle`` (calibration),
 ``error_code``, ``warn_code``,
 ``connected``, ``tcp_offset``, ``emergency_stop``, ``disconnect``. SDK calls return a code; any
 code other than 0 raises ``ArmError``.
@@ -15,6 +16,7 @@ The twin (``mjx_reach.standins.twin.TwinArm``) has the same interface as ``XArm`
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
 
@@ -41,6 +43,9 @@ class Arm(Protocol):
 
     def move_to(self, target: np.ndarray) -> None:
         """Move the ee to ``target`` (3,) m, gripper pointing down; returns when the move is done."""
+
+    def move_joints(self, angles_rad: np.ndarray) -> None:
+        """Move the joints to ``angles_rad`` (7,) rad in joint space; returns when the move is done."""
 
     def check(self) -> None:
         """Raise ``ArmError`` if the connection is lost or the controller reports an error or warning."""
@@ -94,6 +99,8 @@ class XArm:
         refuses a controller whose TCP offset differs (every position would be off by the difference).
       flange_xmat: (3, 3) world rotation of the flange to hold (model metadata).
       speed_m_s, accel_m_s2: Cartesian speed and acceleration of each move.
+      joint_speed_rad_s, joint_accel_rad_s2: joint speed and acceleration of a joint-space move
+        (``move_joints``: homing).
       make_api: ``XArmAPI``-like factory ``make_api(ip)`` (default: ``xarm.wrapper.XArmAPI``; tests pass a fake).
     """
 
@@ -105,6 +112,8 @@ class XArm:
         flange_xmat,
         speed_m_s: float = 0.1,
         accel_m_s2: float = 1.0,
+        joint_speed_rad_s: float = math.radians(20.0),
+        joint_accel_rad_s2: float = math.radians(200.0),
         make_api=None,
     ):
         self.ip = ip
@@ -112,6 +121,7 @@ class XArm:
         self.tcp_offset_mm = np.asarray(tcp_offset_m, np.float64) * MM_PER_M
         self.rpy_deg = rpy_deg(self.world_to_base[:3, :3] @ np.asarray(flange_xmat, np.float64))
         self.speed_mm_s, self.accel_mm_s2 = speed_m_s * MM_PER_M, accel_m_s2 * MM_PER_M
+        self.joint_speed_rad_s, self.joint_accel_rad_s2 = joint_speed_rad_s, joint_accel_rad_s2
         self._make_api = make_api
         self.api = None
 
@@ -217,6 +227,18 @@ class XArm:
             speed=self.speed_mm_s,
             mvacc=self.accel_mm_s2,
             is_radian=False,
+            wait=True,
+        )
+        self.check()
+
+    def move_joints(self, angles_rad: np.ndarray) -> None:
+        self.check()
+        self._call(
+            "set_servo_angle",
+            angle=[float(a) for a in np.asarray(angles_rad, np.float64)],
+            speed=self.joint_speed_rad_s,
+            mvacc=self.joint_accel_rad_s2,
+            is_radian=True,
             wait=True,
         )
         self.check()

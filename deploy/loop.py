@@ -1,10 +1,16 @@
 """The deploy loop: episodes of frame → preprocess → ONNX → safety → move, each logged.
 
-``run`` connects the arm (clear errors, enable, position mode), then per goal moves home and steps:
-read a frame from every camera, preprocess each with the camera model and its own intrinsics, stack
-them along channels in the model's camera order, run the policy, compare its ee prediction with
-the arm's measured ee (drift guard) and check the gripper is in view of every camera (view guard),
-turn the action into the next target (max step, box) and command it. An episode ends when the
+``run`` connects the arm (clear errors, enable, position mode), then per goal homes the arm and
+steps. Homing is a joint-space move to the model's home joint configuration (``home_joints_rad``,
+where every training episode starts), never a Cartesian one: the xArm7 is redundant, so a
+Cartesian move home, solved by IK from wherever the last episode ended, lets the elbow drift
+episode after episode into postures the encoder never saw. After it the measured tool centre point
+must be at the model's ``home_m`` (``HOME_TOLERANCE_M``), else the arm's TCP offset or base
+transform is not the model's. Each step: read a frame from every camera, preprocess each with the
+camera model and its own intrinsics, stack them along channels in the model's camera order, run the
+policy, compare its ee prediction with the arm's measured ee (drift guard) and check the gripper is
+in view of every camera (view guard), turn the action into the next target (max step, box) and
+command it (a Cartesian move). An episode ends when the
 policy says it has arrived (``PolicyStop``: its own ee estimate at the goal and its action small,
 decided from the images alone; the arm's measured distance to the goal is only reported), at the
 step limit, or on a stop: Ctrl-C, a camera/arm/safety error. On a stop the arm's motion is stopped
@@ -34,7 +40,7 @@ from deploy import safety
 from deploy.arm import Arm
 from deploy.policy import Metadata, Policy
 from mjx_reach import camera as camera_model
-from mjx_reach.contract import Bench, DeployError, SafetyError
+from mjx_reach.contract import ArmError, Bench, DeployError, SafetyError
 
 
 class Camera(Protocol):
@@ -47,6 +53,10 @@ class Camera(Protocol):
     def close(self) -> None:
         """Stop streaming."""
 
+
+HOME_TOLERANCE_M = 0.005
+"""After the joint-space home move, the measured tool centre point must be this close to the model's
+``home_m``, m (a sound arm lands within a fraction of a millimetre)."""
 
 FULL_EPISODE = "full episode"
 """Episode definition of the in-sim evaluation (``mjx_reach.evaluate``): the measured distance to the
@@ -221,10 +231,23 @@ def run_episode(
     meta = policy.meta
     goal = np.asarray(goal, np.float64)
     drift_guard = safety.DriftGuard(options.drift)
-    home = np.clip(meta.home_m, limits.low, limits.high)
+    home = meta.home_m
+    if not limits.contains(home):
+        raise SafetyError(
+            f"the model's home {np.round(home, 3).tolist()} m is outside the workspace box "
+            f"[{limits.low.tolist()}, {limits.high.tolist()}] m: the arm homes there by a joint-space move, "
+            "so the box must contain it"
+        )
     view.check(home, "home")
-    arm.move_to(home)
-    target = np.clip(arm.position(), limits.low, limits.high)
+    arm.move_joints(meta.home_joints_rad)
+    at_home = arm.position()
+    offset_m = float(np.linalg.norm(at_home - home))
+    if offset_m > HOME_TOLERANCE_M:
+        raise ArmError(
+            f"after the joint-space home move the TCP is {offset_m * 1000:.1f} mm from the model's home: "
+            "TCP offset or base transform differs from the model's"
+        )
+    target = np.clip(at_home, limits.low, limits.high)
     steps = settled = 0
     while True:
         arm.check()

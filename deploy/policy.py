@@ -57,6 +57,9 @@ class Metadata:
     """(4, 4) transform from the sim world frame to the arm's base frame."""
     home_m: np.ndarray
     """(3,) tool centre point at the home pose, m."""
+    home_joints_rad: np.ndarray
+    """(7,) joint angles of the home pose, rad (every training episode starts near them; deploy homes
+    the arm to them with a joint-space move, which puts the tool centre point at ``home_m``)."""
     tcp_offset_m: np.ndarray
     """(3,) tool centre point in the flange frame, m (the controller's TCP offset must match)."""
     flange_xmat: np.ndarray
@@ -130,6 +133,16 @@ def _cameras(data: dict) -> tuple[ModelCamera, ...]:
     return tuple(_camera({f"cameras[{k}]": cam}, f"cameras[{k}]") for k, cam in enumerate(cameras))
 
 
+def _home_joints(data: dict) -> np.ndarray:
+    """The home joint configuration (7,) rad; a model exported before it was recorded is refused."""
+    if "home_joints_rad" not in data:
+        raise PolicyError(
+            "ONNX metadata: no 'home_joints_rad' (the home joint configuration deploy homes the arm to): "
+            "the model predates it, re-export it with `python export.py RUN_DIR`"
+        )
+    return _array(data, "home_joints_rad", (7,))
+
+
 def parse_metadata(text: str) -> Metadata:
     """Parse and validate the metadata JSON; ``PolicyError`` (one line) on any problem."""
     try:
@@ -169,6 +182,7 @@ def parse_metadata(text: str) -> Metadata:
         workspace_high=high,
         world_to_base=w2b,
         home_m=_array(data, "home_m", (3,)),
+        home_joints_rad=_home_joints(data),
         tcp_offset_m=_array(data, "tcp.offset_m", (3,)),
         flange_xmat=_array(data, "tcp.flange_xmat", (3, 3)),
         gripper_half_width_m=_number(data, "gripper.half_width_m"),

@@ -107,6 +107,7 @@ def metadata(cfg: config_lib.Config, eval_result: dict | None = None) -> dict:
         "workspace": {"low": list(env.workspace_low), "high": list(env.workspace_high)},
         "world_to_base": world_to_base(mjm).tolist(),
         "home_m": home.tolist(),
+        "home_joints_rad": list(scene_lib.HOME_QPOS),
         "tcp": tcp_geometry(mjm),
         "gripper": {
             "half_width_m": env.gripper_half_width_m,

@@ -115,6 +115,8 @@ def test_policy_loads_tiny_onnx_and_runs(tmp_path, meta_dict):
         ("world_to_base", np.diag([1.0, 1.0, 1.0, 2.0]).tolist(), "rigid"),
         ("max_step_m", ..., "max_step_m"),
         ("schema", 2, "schema"),
+        ("home_joints_rad", ..., r"no 'home_joints_rad'.*re-export it with `python export\.py RUN_DIR`"),
+        ("home_joints_rad", [0.0] * 6, "home_joints_rad"),
     ],
 )
 def test_mismatching_or_broken_metadata_is_refused(tmp_path, meta_dict, field, value, message):
@@ -360,6 +362,9 @@ class FakeSDK:
             self.pose = [kwargs["x"], kwargs["y"], kwargs["z"], kwargs["roll"], kwargs["pitch"], kwargs["yaw"]]
         return code
 
+    def set_servo_angle(self, **kwargs):
+        return self._record("set_servo_angle", **kwargs)
+
     def get_position(self, is_radian=None):
         assert is_radian is False
         return self.codes.get("get_position", 0), list(self.pose)
@@ -391,6 +396,11 @@ def test_xarm_connect_sequence_and_units(meta):
     assert abs(abs(kw["roll"]) - 180.0) < 0.1 and abs(kw["pitch"]) < 0.1 and abs(kw["yaw"]) < 0.1  # pointing down
     assert kw["speed"] == pytest.approx(50.0)  # 0.05 m/s → mm/s
     np.testing.assert_allclose(arm.position(), [0.45, -0.05, 0.2], atol=1e-12)
+    arm.move_joints(meta.home_joints_rad)
+    name, _, kw = sdk.calls[-1]
+    assert name == "set_servo_angle" and kw["wait"] is True and kw["is_radian"] is True
+    np.testing.assert_allclose(kw["angle"], meta.home_joints_rad)
+    assert kw["speed"] == pytest.approx(math.radians(20)) and kw["mvacc"] > 0  # rad/s, rad/s²
     arm.stop()
     assert sdk.calls[-1][0] == "emergency_stop"
 
@@ -403,6 +413,7 @@ def test_xarm_connect_sequence_and_units(meta):
         (lambda sdk: setattr(sdk, "connected", False), "lost the connection"),
         (lambda sdk: sdk.codes.update(set_position=9), "set_position returned code 9"),
         (lambda sdk: sdk.codes.update(get_position=-1), "get_position returned code -1"),
+        (lambda sdk: sdk.codes.update(set_servo_angle=9), "set_servo_angle returned code 9"),
     ],
 )
 def test_xarm_faults_raise_arm_error(meta, fault, message):
@@ -411,6 +422,7 @@ def test_xarm_faults_raise_arm_error(meta, fault, message):
     arm.connect()
     fault(sdk)
     with pytest.raises(ArmError, match=message):
+        arm.move_joints(meta.home_joints_rad)
         arm.move_to([0.45, 0.0, 0.2])
         arm.position()
 
@@ -517,11 +529,14 @@ def test_drift_guard_warns_then_stops():
 
 # --- the loop with fakes -----------------------------------------------------------------------------
 class FakeArm:
-    """A perfect position-mode arm (``deploy.arm.Arm``) with scripted faults after ``fault_after`` moves."""
+    """A perfect position-mode arm (``deploy.arm.Arm``) with scripted faults after ``fault_after``
+    Cartesian moves; a joint move puts the TCP at ``home`` (default: where it starts)."""
 
-    def __init__(self, start, fault_after: int | None = None, fault=None):
+    def __init__(self, start, fault_after: int | None = None, fault=None, home=None):
         self.pos = np.asarray(start, np.float64)
+        self.home = self.pos.copy() if home is None else np.asarray(home, np.float64)
         self.moves: list[np.ndarray] = []
+        self.joint_moves: list[np.ndarray] = []
         self.stops = 0
         self.closed = False
         self.fault_after, self.fault = fault_after, fault
@@ -544,6 +559,11 @@ class FakeArm:
         self.pos = np.asarray(target, np.float64)
         if len(self.moves) == self.fault_after:
             self.fault(self)
+
+    def move_joints(self, angles_rad):
+        self.check()
+        self.joint_moves.append(np.asarray(angles_rad, np.float64))
+        self.pos = self.home.copy()
 
     def stop(self):
         self.stops += 1
@@ -614,14 +634,14 @@ def test_loop_reaches_goal_within_limits_and_logs(meta, tmp_path):
     results, cause, _ = run_fake(meta, tmp_path, arm, limits=lim)
     assert cause is None and len(results) == 1 and results[0].ended_by == loop.POLICY_STOP
     assert results[0].final_distance_m < meta.success_threshold_m
-    np.testing.assert_allclose(arm.moves[0], meta.home_m)  # homes first
-    steps = np.diff(np.stack(arm.moves), axis=0)
+    np.testing.assert_allclose(arm.joint_moves, [meta.home_joints_rad])  # homes first, in joint space
+    steps = np.diff(np.stack([meta.home_m, *arm.moves]), axis=0)
     assert np.all(np.abs(steps) <= 0.01 + 1e-12) and all(lim.contains(m) for m in arm.moves)
     log = np.load(tmp_path / "logs" / "episode_000.npz")
     n = results[0].steps + 1
     assert log["image"].shape == (n, 84, 84, 3) and log["ee_sdk"].shape == (n, 3) and log["ee_pred"].shape == (n, 3)
     assert log["raw_frames"].shape == (1, 480, 640, 3) and str(log["ended_by"]) == loop.POLICY_STOP
-    np.testing.assert_allclose(log["target"][:-1], np.stack(arm.moves[1:]))
+    np.testing.assert_allclose(log["target"][:-1], np.stack(arm.moves))
     assert arm.closed
 
 
@@ -677,7 +697,28 @@ def test_loop_stops_motion_and_names_the_cause(meta, tmp_path, case):
 def test_goal_outside_the_box_moves_nothing(meta, tmp_path):
     arm = FakeArm(meta.home_m)
     results, cause, _ = run_fake(meta, tmp_path, arm, goals=np.array([[0.7, 0.0, 0.2]]))
-    assert "outside the workspace box" in cause and arm.moves == [] and results == []
+    assert "outside the workspace box" in cause and arm.moves == arm.joint_moves == [] and results == []
+
+
+def test_loop_refuses_a_tcp_away_from_the_models_home_after_the_joint_move(meta, tmp_path):
+    """The joint-space home move lands the TCP 8 mm from the model's home (a different TCP offset or
+    base transform): the episode stops before any Cartesian move, naming the distance."""
+    arm = FakeArm(meta.home_m, home=meta.home_m + [0.0, 0.0, 0.008])
+    results, cause, _ = run_fake(meta, tmp_path, arm)
+    assert results == [] and arm.moves == [] and arm.stops >= 1 and "\n" not in cause
+    assert cause.startswith("after the joint-space home move the TCP is 8.0 mm from the model's home")
+    within = FakeArm(meta.home_m, home=meta.home_m + [0.0, 0.0, 0.8 * loop.HOME_TOLERANCE_M])
+    assert run_fake(meta, tmp_path, within)[1] is None
+
+
+def test_a_box_without_the_models_home_is_refused_before_moving(meta, tmp_path, limits):
+    """The joint-space home move goes to the model's home whatever the box: a box tightened to
+    exclude it is refused before the arm moves."""
+    arm = FakeArm(meta.home_m)
+    tight = safety.tighten(limits, low=meta.home_m + [0.01, -0.05, -0.05])
+    results, cause, _ = run_fake(meta, tmp_path, arm, goals=np.array([meta.home_m + 0.02]), limits=tight)
+    assert results == [] and "home" in cause and "outside the workspace box" in cause
+    assert arm.moves == arm.joint_moves == []
 
 
 def test_view_guard_stops_the_loop_when_the_arm_is_out_of_view(meta, tmp_path):
@@ -736,7 +777,7 @@ def test_full_episode_runs_exactly_the_training_episode_length(meta, tmp_path):
     arm = FakeArm(meta.home_m)
     results, cause, _ = run_fake(meta, tmp_path, arm, options=options)
     assert cause is None and results[0].ended_by == loop.STEP_LIMIT and results[0].steps == meta.episode_steps
-    assert len(arm.moves) == 1 + meta.episode_steps  # home, then one move per step
+    assert len(arm.joint_moves) == 1 and len(arm.moves) == meta.episode_steps  # home, then one move per step
     assert results[0].final_distance_m < meta.success_threshold_m
     stopping = FakeArm(meta.home_m)
     early, _, _ = run_fake(meta, tmp_path, stopping, options=loop.Options(max_steps=meta.episode_steps))
@@ -898,7 +939,7 @@ def test_cli_prints_the_cause_of_a_stop(tmp_path, meta_dict, meta, capsys, monke
         ]
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and arm.stops >= 1 and len(arm.moves) == 3  # home and two steps, then the stream stopped
+    assert code == 1 and arm.stops >= 1 and len(arm.joint_moves) == 1 and len(arm.moves) == 2  # home, two steps
     assert err[-1].startswith("stopped: no colour frame from the RealSense")
     assert json.loads(summary.read_text())["stopped"] == err[-1].removeprefix("stopped: ")
 
@@ -927,7 +968,7 @@ def test_cli_summary_states_the_episode_definition_next_to_the_in_sim_eval(
         assert summary["episode_definition"] == definition and summary["like_with_like"] is like
         assert summary["in_sim"]["success_2cm"] == IN_SIM_EVAL["success_2cm"] and summary["in_sim_eval"] == IN_SIM_EVAL
         assert f"episodes: {definition}" in out and summary["note"] in out
-    assert len(arm.moves) == 1 + 3  # the full episode: home, then episode_steps moves
+    assert len(arm.joint_moves) == 1 and len(arm.moves) == 3  # the full episode: home, then episode_steps moves
     assert deploy_main([str(model), *common, "--stop-steps", "0", "--dry-run"]) == 1
     assert capsys.readouterr().err.strip().startswith("error: policy stop")
 
@@ -1027,6 +1068,52 @@ def test_twin_arm_and_camera_interfaces(twin_world):
     cam.close()
     with pytest.raises(CameraError):
         cam.read()
+
+
+def test_twin_episodes_all_start_from_the_home_joints(twin_world, twin_model, tmp_path):
+    """Every episode's first step sees the arm at the model's home joints (``scene.HOME_QPOS``, where
+    training starts), however far the previous episode moved them: the joint-space home move leaves
+    no drift in the redundant arm's null space."""
+    from mjx_reach import scene as scene_lib
+    from mjx_reach.standins import twin
+
+    pol = policy_lib.Policy(twin_model)
+    meta = pol.meta
+    seen: list[np.ndarray] = []
+
+    class JointRecordingCamera(twin.TwinCamera):
+        def read(self):
+            seen.append(self.world.joints())
+            return super().read()
+
+    class TowardsTheGoal:
+        """Full steps towards the goal (so every episode leaves home), seeing the ee exactly."""
+
+        def __init__(self):
+            self.meta, self.preprocess = meta, pol.preprocess
+
+        def __call__(self, image, goal):
+            return np.sign(goal - twin_world.tcp()), twin_world.tcp()
+
+    steps, goals = 3, [[0.30, -0.15, 0.12], [0.52, 0.15, 0.30], [0.35, 0.12, 0.15]]
+    lim = safety.Limits(meta.workspace_low, meta.workspace_high, meta.max_step_m)
+    options = loop.Options(max_steps=steps, policy_stop=None)
+    results, cause = loop.run(
+        TowardsTheGoal(),
+        [JointRecordingCamera(twin_world)],
+        twin.TwinArm(twin_world),
+        goals,
+        lim,
+        loop.view_guard(meta),
+        options,
+        tmp_path,
+        say=lambda _: None,
+    )
+    assert cause is None and len(results) == len(goals) and len(seen) == len(goals) * (steps + 1)
+    home = np.asarray(scene_lib.HOME_QPOS)
+    np.testing.assert_allclose(meta.home_joints_rad, home)
+    np.testing.assert_allclose(seen[:: steps + 1], np.tile(home, (len(goals), 1)), atol=1e-6)
+    assert all(np.max(np.abs(joints - home)) > 0.02 for joints in seen[steps :: steps + 1])  # each left home
 
 
 def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):

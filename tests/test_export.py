@@ -50,6 +50,7 @@ def test_metadata_records_the_deploy_contract(exported):
     np.testing.assert_allclose(meta["world_to_base"], np.eye(4), atol=1e-12)  # scene.py puts link_base at the origin
     home, _ = scene_lib.tcp_pose(scene_lib.build_scene(env).mj_model, scene_lib.HOME_QPOS)
     np.testing.assert_allclose(meta["home_m"], home)
+    assert meta["home_joints_rad"] == list(scene_lib.HOME_QPOS)  # where training starts; deploy homes there
     np.testing.assert_allclose(meta["tcp"]["offset_m"], [0.0, 0.0, 0.172], atol=1e-9)  # Menagerie's link_tcp
     assert meta["config_hash"] == config_lib.config_hash(cfg) and meta["config"] == config_lib.to_dict(cfg)
     assert meta["eval"] == json.loads((run / "eval.json").read_text())

@@ -136,9 +136,13 @@ def test_two_software_realsense_cameras_opened_by_serial(two_camera_model, twin_
             with lock:
                 super().move_to(target)
 
+        def move_joints(self, angles_rad):
+            with lock:
+                super().move_joints(angles_rad)
+
     arm = LockedArm(twin_world)
     arm.connect()
-    arm.move_to(np.clip(pol.meta.home_m, pol.meta.workspace_low, pol.meta.workspace_high))
+    arm.move_joints(pol.meta.home_joints_rad)
     at_home = [twin_world.render(k).astype(np.int16) for k in range(2)]  # the episode's first views
 
     with pytest.raises(CameraError, match="serial cam-C") as err:

@@ -7,17 +7,22 @@ import math
 import pathlib
 import re
 import tempfile
+import threading
 import time
 import types
 
+import mujoco
 import numpy as np
 import pytest
 from xarm.wrapper import XArmAPI
 
 from deploy import loop, safety
-from deploy.arm import XArm
+from deploy.arm import XArm, rpy_deg
 from deploy.camera import RealSenseCamera
+from mjx_reach import scene as scene_lib
 from mjx_reach.camera import Intrinsics
+from mjx_reach.config import EnvConfig
+from mjx_reach.contract import ArmError
 from mjx_reach.standins import xarm_sim
 from mjx_reach.standins.realsense_sim import SoftwareCamera
 
@@ -187,6 +192,25 @@ def test_sdk_emergency_stop_stops_the_move(controller, arm):
     np.testing.assert_allclose(controller.sample().pose, stopped)
 
 
+def test_cartesian_arm_joint_moves_need_forward_kinematics():
+    """With a forward-kinematics callback a joint move runs the TCP on a straight line to the FK pose,
+    the largest joint change at the joint speed, joints interpolated and the target's at the end;
+    without one the arm refuses it."""
+    assert xarm_sim.CartesianArm().move_joints(np.ones(7), 1.0, now=0.0) is None
+    fk = {0.0: np.array([300, 0, 200, math.pi, 0, 0]), 1.0: np.array([400, 50, 200, math.pi, 0, 0.5])}
+    arm = xarm_sim.CartesianArm(pose=fk[0.0], tcp_pose_of=lambda q: fk[float(np.max(q))])
+    target = np.array([0.5, 1.0, 0, 0, 0, 0, 0])  # the largest change, 1 rad, takes 2 s at 0.5 rad/s
+    np.testing.assert_allclose(arm.move_joints(target, 0.5, now=10.0), fk[1.0])
+    mid = arm.sample(11.0)
+    np.testing.assert_allclose(mid.pose, (fk[0.0] + fk[1.0]) / 2)
+    np.testing.assert_allclose(mid.joints, target / 2)
+    assert (mid.queued, mid.done) == (1, 0)
+    end = arm.sample(12.0)
+    np.testing.assert_allclose(end.pose, fk[1.0])
+    np.testing.assert_allclose(end.joints, target)
+    assert (end.queued, end.done) == (0, 1)
+
+
 def test_unsupported_commands_are_recorded_and_refused(controller, arm):
     assert arm.set_tcp_jerk(1000) == 10  # "invalid" from the controller
     assert controller.commands[-1].name == "REGISTER_31"
@@ -204,12 +228,26 @@ WORLD_TO_BASE = np.array([[0.0, -1.0, 0.0, 0.05], [1.0, 0.0, 0.0, -0.02], [0.0, 
 FLANGE_DOWN = np.diag([1.0, -1.0, -1.0])
 TCP_OFFSET_M = np.array([0.0, 0.0, 0.172])
 BOX_LOW, BOX_HIGH = np.array([0.25, -0.20, 0.08]), np.array([0.60, 0.20, 0.36])
-HOME_M = np.array([0.55, 0.0, 0.25])
+XARM7 = scene_lib.build_scene(EnvConfig()).mj_model
+HOME_JOINTS_RAD = np.asarray(scene_lib.HOME_QPOS)
+HOME_M = scene_lib.tcp_pose(XARM7, HOME_JOINTS_RAD)[0]
+JOINT_SPEED_RAD_S = math.pi
+"""The SDK's fastest joint speed: a home move from the joints the simulated arm reports as zero takes 0.4 s."""
 
 
 def base_mm(point_m) -> np.ndarray:
     """A world point (3,) m in the arm base frame, mm (what the controller sees)."""
     return (WORLD_TO_BASE[:3, :3] @ point_m + WORLD_TO_BASE[:3, 3]) * 1000
+
+
+def tcp_pose_mm_rad(joints) -> np.ndarray:
+    """The xArm7's forward kinematics as the controller reports it: the tool centre point and the
+    flange (``link7``) rotation at ``joints`` (7,) rad, in the base frame, (6,) [mm, rad]."""
+    data = mujoco.MjData(XARM7)
+    data.qpos[:] = joints
+    mujoco.mj_kinematics(XARM7, data)
+    flange = WORLD_TO_BASE[:3, :3] @ data.xmat[XARM7.body("link7").id].reshape(3, 3)
+    return np.concatenate([base_mm(data.site_xpos[XARM7.site(scene_lib.TCP_SITE).id]), np.deg2rad(rpy_deg(flange))])
 
 
 def world_m(point_mm) -> np.ndarray:
@@ -223,7 +261,11 @@ class ScriptedPolicy:
 
     def __init__(self, controller, action, fault_at: int = -1, fault=None):
         self.meta = types.SimpleNamespace(
-            home_m=HOME_M, success_threshold_m=0.02, max_step_m=0.02, cameras=(types.SimpleNamespace(),)
+            home_m=HOME_M,
+            home_joints_rad=HOME_JOINTS_RAD,
+            success_threshold_m=0.02,
+            max_step_m=0.02,
+            cameras=(types.SimpleNamespace(),),
         )
         self.controller, self.action = controller, np.asarray(action, np.float64)
         self.fault_at, self.fault, self.calls = fault_at, fault, 0
@@ -258,18 +300,58 @@ class StreamingCamera:
 
 @pytest.fixture
 def bench():
-    """A controller holding the TCP at home, and the deploy-side ``XArm`` for it."""
-    home = CartesianArmAt(base_mm(HOME_M))
-    with xarm_sim.serve(arm=home, tcp_offset=(*TCP_OFFSET_M * 1000, 0, 0, 0)) as ctl:
-        arm = XArm(ctl.host, WORLD_TO_BASE, TCP_OFFSET_M, FLANGE_DOWN, speed_m_s=0.5)
+    """A controller with the TCP 5 cm off home and the xArm7's forward kinematics, and the
+    deploy-side ``XArm`` for it."""
+    start = CartesianArmAt(base_mm(HOME_M + [0.0, 0.05, 0.0]))
+    with xarm_sim.serve(arm=start, tcp_offset=(*TCP_OFFSET_M * 1000, 0, 0, 0)) as ctl:
+        arm = XArm(
+            ctl.host, WORLD_TO_BASE, TCP_OFFSET_M, FLANGE_DOWN, speed_m_s=0.5, joint_speed_rad_s=JOINT_SPEED_RAD_S
+        )
         yield ctl, arm
         arm.close()
 
 
 def CartesianArmAt(xyz_mm) -> xarm_sim.CartesianArm:
-    """A simulated arm with the gripper pointing down (roll 180°, yaw of the base rotation) at ``xyz_mm``."""
+    """A simulated arm with the gripper pointing down (roll 180°, yaw of the base rotation) at
+    ``xyz_mm`` that executes joint moves by the xArm7's forward kinematics (``tcp_pose_mm_rad``)."""
     yaw = math.atan2(WORLD_TO_BASE[1, 0], WORLD_TO_BASE[0, 0])
-    return xarm_sim.CartesianArm(pose=(*xyz_mm, math.pi, 0.0, -yaw))
+    return xarm_sim.CartesianArm(pose=(*xyz_mm, math.pi, 0.0, -yaw), tcp_pose_of=tcp_pose_mm_rad)
+
+
+def test_xarm_move_joints_through_the_sdk(bench):
+    """``XArm.move_joints`` sends the joint-move register with the angles (rad) and joint speed
+    (rad/s), returns when the move is done, and the reported joints and pose arrive; a controller
+    error during the move is an ``ArmError``."""
+    controller, arm = bench
+    arm.connect()
+    began = time.monotonic()
+    arm.move_joints(HOME_JOINTS_RAD)
+    assert time.monotonic() - began >= np.max(HOME_JOINTS_RAD) / JOINT_SPEED_RAD_S  # waited for the move
+    ((command,),) = [[c for c in controller.commands if c.name == "MOVE_JOINT"]]
+    assert command.register == 23
+    np.testing.assert_allclose(command.values[:7], HOME_JOINTS_RAD, atol=1e-6)
+    assert command.values[7] == pytest.approx(JOINT_SPEED_RAD_S) and command.values[8] == pytest.approx(
+        arm.joint_accel_rad_s2
+    )
+    np.testing.assert_allclose(arm.joint_angles(), HOME_JOINTS_RAD, atol=1e-6)
+    np.testing.assert_allclose(arm.position(), HOME_M, atol=1e-4)
+    assert wait_until(lambda: np.allclose(arm.api.angles, np.degrees(HOME_JOINTS_RAD), atol=1e-4))  # reports, deg
+    arm.move_to(HOME_M + [0.0, 0.05, 0.0])  # away, so the next joint move takes a while
+    threading.Timer(0.1, controller.inject_error, (22,)).start()
+    with pytest.raises(ArmError, match="set_servo_angle returned code"):
+        arm.move_joints(HOME_JOINTS_RAD)
+    assert wait_until(lambda: arm.api.error_code == 22) and controller.sample().queued == 0  # stopped
+
+
+def test_a_joint_move_without_forward_kinematics_is_refused():
+    with xarm_sim.serve(tcp_offset=(*TCP_OFFSET_M * 1000, 0, 0, 0)) as controller:
+        arm = XArm(controller.host, WORLD_TO_BASE, TCP_OFFSET_M, FLANGE_DOWN)
+        arm.connect()
+        try:
+            with pytest.raises(ArmError, match="set_servo_angle returned code 10"):
+                arm.move_joints(HOME_JOINTS_RAD)
+        finally:
+            arm.close()
 
 
 def run_loop(arm, policy, goals, max_steps: int = 6):
@@ -284,11 +366,12 @@ def run_loop(arm, policy, goals, max_steps: int = 6):
 
 def test_deploy_loop_moves_in_metres_and_never_sends_a_target_outside_the_box(bench):
     controller, arm = bench
-    results, cause = run_loop(arm, ScriptedPolicy(controller, [1.0, 0.0, 0.0]), [BOX_LOW + 0.01])
-    assert cause is None and results[0].steps == 6
+    results, cause = run_loop(arm, ScriptedPolicy(controller, [1.0, 0.0, 0.0]), [BOX_LOW + 0.01], max_steps=12)
+    assert cause is None and results[0].steps == 12
     targets = [world_m(move[:3]) for move in controller.moves()]
-    assert len(targets) == 1 + 6  # home, then one move per step
-    np.testing.assert_allclose(targets[0], HOME_M, atol=1e-4)
+    assert len(targets) == 12  # one move per step, after the joint move home
+    np.testing.assert_allclose(controller.joint_moves(), [HOME_JOINTS_RAD], atol=1e-6)
+    assert np.all(np.abs(targets[0] - HOME_M) <= 0.02 + 1e-4)  # the first step starts from home
     assert all(np.all(t >= BOX_LOW - 1e-4) and np.all(t <= BOX_HIGH + 1e-4) for t in targets)
     assert targets[-1][0] == pytest.approx(BOX_HIGH[0], abs=1e-4)  # the policy pushed past the box
     assert np.all(np.abs(np.diff(targets, axis=0)) <= 0.02 + 1e-4)
@@ -300,7 +383,7 @@ def test_deploy_loop_refuses_a_goal_outside_the_box_before_commanding(bench):
     controller, arm = bench
     results, cause = run_loop(arm, ScriptedPolicy(controller, [0.0, 0.0, 0.0]), [BOX_HIGH + 0.05])
     assert results == [] and "outside the workspace box" in cause
-    assert controller.moves() == []
+    assert controller.moves() == controller.joint_moves() == []
 
 
 @pytest.mark.parametrize(
@@ -321,7 +404,7 @@ def test_deploy_loop_stops_with_the_cause_of_a_controller_fault(bench, fault, ex
     policy = ScriptedPolicy(controller, [0.0, 1.0, 0.0], fault_at=2, fault=fault_and_wait_for_the_sdk)
     results, cause = run_loop(arm, policy, [BOX_LOW + 0.01])
     assert results == [] and expected in cause and "\n" not in cause
-    assert len(controller.moves()) == 1 + 2  # home and the steps before the fault: nothing after
+    assert len(controller.joint_moves()) == 1 and len(controller.moves()) == 2  # home, steps before the fault
     names = [(c.name, c.values) for c in controller.commands]
-    last_move = max(i for i, (name, _) in enumerate(names) if name == "MOVE_LINE")
+    last_move = max(i for i, (name, _) in enumerate(names) if name in ("MOVE_LINE", "MOVE_JOINT"))
     assert (("SET_STATE", (xarm_sim.STOPPED,)) in names[last_move:]) == stop_sent  # the loop stopped the arm

@@ -3,7 +3,8 @@
 ``TwinArm`` has the interface of ``deploy.arm.XArm`` (``deploy.arm.Arm``: tool centre point in
 metres, sim world frame) and moves with ``ReachEnv.move`` (damped least-squares IK, gripper pointing
 down), repeated until the ee settles on the target as the real arm does in position mode with
-``wait=True``. ``TwinCamera`` has the interface of ``deploy.camera`` (``deploy.loop.Camera``): it
+``wait=True``; its joint-space move (``move_joints``, the real arm's ``set_servo_angle``) sets the
+joints. ``TwinCamera`` has the interface of ``deploy.camera`` (``deploy.loop.Camera``): it
 renders one training (or bench) camera (``cameras``: one per policy camera, in the model's order)
 at a real camera's size (``FRAME_HW``, 640x480 like a RealSense D435 colour stream) with the
 intrinsics of that render (``camera.intrinsics_for_fovy`` of that camera's field of view), with the
@@ -58,8 +59,8 @@ class TwinWorld:
         self._move = jax.jit(jax.vmap(self.env.move))
         nominal = randomize.nominal(scene)
         self._render = jax.jit(jax.vmap(lambda d: self._camera.render(*randomize.apply(mx, d, nominal))[0]))
-        self.data = self._pose(jnp.asarray(scene_lib.HOME_QPOS, jnp.float32)[None])
         self._frames: np.ndarray | None = None
+        self.set_joints(scene_lib.HOME_QPOS)
 
     @classmethod
     def from_metadata(
@@ -83,6 +84,15 @@ class TwinWorld:
     def tcp(self) -> np.ndarray:
         """Tool centre point (3,) m."""
         return np.asarray(self.data.site_xpos[0, self.env.scene.tcp_site], np.float64)
+
+    def joints(self) -> np.ndarray:
+        """Arm joint angles (7,) rad."""
+        return np.asarray(self.data.qpos[0, self.env.scene.arm_qposadr], np.float64)
+
+    def set_joints(self, qpos: np.ndarray) -> None:
+        """Put the arm at joint angles ``qpos`` (7,) rad."""
+        self.data = self._pose(jnp.asarray(qpos, jnp.float32)[None])
+        self._frames = None
 
     def move(self, target: np.ndarray) -> None:
         """One control step of IK towards ``target`` (3,) m."""
@@ -117,6 +127,10 @@ class TwinArm(SimulatedController):
             self.world.move(target)
             if np.linalg.norm(self.world.tcp() - target) < SETTLE_TOLERANCE_M:
                 break
+
+    def move_joints(self, angles_rad: np.ndarray) -> None:
+        self.check()
+        self.world.set_joints(np.asarray(angles_rad, np.float64))
 
 
 class TwinCamera:

@@ -9,16 +9,17 @@ and a reach deploy loop use, so the deploy code runs through the vendor SDK with
   0x10 not ready to move, 0x08 command invalid) and the data. Integers are big-endian, floats
   little-endian float32. Registers served: version, serial numbers, motion enable, set/get state,
   command count, error/warning codes, clean error/warning, set mode, linear move
-  (``set_position``), TCP pose, joint angles and motion-finished feedback. Any other register is
-  recorded and answered "invalid", so the SDK call returns code 10.
+  (``set_position``), joint move (``set_servo_angle``), TCP pose, joint angles and motion-finished
+  feedback. Any other register is recorded and answered "invalid", so the SDK call returns code 10.
 * **Report ports** 30001 (normal, 133 bytes), 30002 (rich, 245 bytes; the SDK default) and 30003
   (real-time, 87 bytes): a length-prefixed status frame every ``report_period_s`` carrying state,
   mode, command count, joint angles, TCP pose, brake/enable bits and error/warning codes.
 
 Units are the SDK's: millimetres and radians on the wire (the SDK converts degrees). The arm is
 ``CartesianArm`` by default: the TCP moves on a straight line at the commanded speed (no
-acceleration phase), commands queue as on the real controller. A digital twin can drive the
-reported pose instead by passing any object with the ``ArmModel`` methods.
+acceleration phase), commands queue as on the real controller; given a forward-kinematics callback
+it executes joint moves too (else the controller answers them "invalid"). A digital twin can drive
+the reported pose instead by passing any object with the ``ArmModel`` methods.
 
 The server records every request (``commands``) and injects faults: ``inject_error``,
 ``inject_warning``, ``press_emergency_stop`` and ``drop_connections``. Every socket has a
@@ -66,6 +67,7 @@ REGISTERS = {
     17: "CLEAN_WAR",
     19: "SET_MODE",
     21: "MOVE_LINE",
+    23: "MOVE_JOINT",
     41: "GET_TCP_POSE",
     42: "GET_JOINT_POS",
     254: "SET_FEEDBACK_TYPE",
@@ -81,6 +83,7 @@ _MOTION_FINISH = 2  # feedback type bit: tell the client when a move has finishe
 _EMERGENCY_STOP_ERROR = 1  # "The Emergency Stop Button on the xArm Controller is pushed in"
 _AXES = 7
 _HOME_POSE = (300.0, 0.0, 300.0, np.pi, 0.0, 0.0)
+_FLOAT_REGISTERS = (21, 23)  # MOVE_LINE, MOVE_JOINT: their parameters are recorded as float32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +91,9 @@ class Command:
     """One request the controller received.
 
     ``values``: for ``MOVE_LINE`` the float32 parameters (x, y, z mm; roll, pitch, yaw rad;
-    speed mm/s; acceleration mm/s²; move time s; [radius mm]); for other registers the
-    parameter bytes. ``time_s`` is ``time.monotonic()`` at reception.
+    speed mm/s; acceleration mm/s²; move time s; [radius mm]); for ``MOVE_JOINT`` the float32
+    parameters (joints 1-7 rad; speed rad/s; acceleration rad/s²; move time s); for other registers
+    the parameter bytes. ``time_s`` is ``time.monotonic()`` at reception.
     """
 
     register: int
@@ -116,6 +120,11 @@ class ArmModel(Protocol):
     def move(self, target: np.ndarray, speed_mm_s: float, now: float) -> None:
         """Queue a straight-line move of the TCP to ``target`` (6,) [mm, rad]."""
 
+    def move_joints(self, joints: np.ndarray, speed_rad_s: float, now: float) -> np.ndarray | None:
+        """Queue a joint-space move to ``joints`` (7,) rad, the joint that moves furthest at
+        ``speed_rad_s``; returns the TCP pose (6,) [mm, rad] it ends at, or None when this arm
+        cannot move in joint space (the controller answers "invalid")."""
+
     def halt(self, now: float) -> None:
         """Stop where the TCP is now and drop the queued moves (they never count as done)."""
 
@@ -128,42 +137,81 @@ class CartesianArm:
 
     Orientation is interpolated linearly in roll/pitch/yaw over the same time as the position.
     ``joints_of`` maps a TCP pose (6,) [mm, rad] to joint angles (7,) [rad] for the reports (a
-    kinematics callback, e.g. the twin's IK); without it the joints read zero.
+    kinematics callback, e.g. the twin's IK); without it the joints read zero. ``tcp_pose_of`` is
+    the forward kinematics, joint angles (7,) [rad] → TCP pose (6,) [mm, rad] in the base frame:
+    with it a joint move runs the TCP on a straight line to that pose, its duration the largest
+    joint change over the joint speed, the joints reported in between interpolated linearly and the
+    target's at the end; without it the arm refuses joint moves.
     """
 
-    def __init__(self, pose=_HOME_POSE, joints_of: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(
+        self,
+        pose=_HOME_POSE,
+        joints_of: Callable[[np.ndarray], np.ndarray] | None = None,
+        tcp_pose_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         self._joints_of = joints_of
+        self._tcp_pose_of = tcp_pose_of
         self._start = np.asarray(pose, dtype=np.float64)
+        self._start_joints: np.ndarray | None = None
+        """The joints at ``_start`` when a joint move put them there (None: from ``joints_of``)."""
         self._start_time = 0.0
-        self._queue: collections.deque[tuple[np.ndarray, float]] = collections.deque()
+        self._queue: collections.deque[tuple[np.ndarray, float, np.ndarray | None]] = collections.deque()
+        """Queued moves: (TCP target pose, speed: mm/s for a line, rad/s for a joint move, joint
+        target or None for a line)."""
         self._done = 0
 
     def move(self, target: np.ndarray, speed_mm_s: float, now: float) -> None:
+        self._enqueue(np.asarray(target, dtype=np.float64), float(speed_mm_s), None, now)
+
+    def move_joints(self, joints: np.ndarray, speed_rad_s: float, now: float) -> np.ndarray | None:
+        if self._tcp_pose_of is None:
+            return None
+        joints = np.asarray(joints, dtype=np.float64)
+        target = np.asarray(self._tcp_pose_of(joints), dtype=np.float64)
+        self._enqueue(target, float(speed_rad_s), joints, now)
+        return target
+
+    def _enqueue(self, target: np.ndarray, speed: float, joints: np.ndarray | None, now: float) -> None:
         if not self._queue:
             self._start_time = now
-        self._queue.append((np.asarray(target, dtype=np.float64), float(speed_mm_s)))
+        self._queue.append((target, speed, joints))
 
     def halt(self, now: float) -> None:
-        self._start = self._pose(now)
+        self._start, self._start_joints = self._state(now)
         self._queue.clear()
 
     def sample(self, now: float) -> ArmSample:
-        pose = self._pose(now)
-        joints = np.zeros(_AXES) if self._joints_of is None else np.asarray(self._joints_of(pose), np.float64)
+        pose, joints = self._state(now)
+        if joints is None:
+            joints = np.zeros(_AXES) if self._joints_of is None else np.asarray(self._joints_of(pose), np.float64)
         return ArmSample(pose, joints, len(self._queue), self._done)
 
-    def _pose(self, now: float) -> np.ndarray:
-        """Advance past finished moves and return the TCP pose at ``now``."""
+    def _joints_at_start(self) -> np.ndarray:
+        if self._start_joints is not None:
+            return self._start_joints
+        return np.zeros(_AXES) if self._joints_of is None else np.asarray(self._joints_of(self._start), np.float64)
+
+    def _state(self, now: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """Advance past finished moves and return the TCP pose at ``now`` and, when a joint move
+        sets them, the joints (else None)."""
         while self._queue:
-            target, speed = self._queue[0]
-            duration = np.linalg.norm(target[:3] - self._start[:3]) / speed
+            target, speed, joints = self._queue[0]
+            if joints is None:
+                duration = np.linalg.norm(target[:3] - self._start[:3]) / speed
+            else:
+                start_joints = self._joints_at_start()
+                duration = np.max(np.abs(joints - start_joints)) / speed
             elapsed = now - self._start_time
             if elapsed < duration:
-                return self._start + (target - self._start) * (elapsed / duration)
+                fraction = elapsed / duration
+                pose = self._start + (target - self._start) * fraction
+                return pose, None if joints is None else start_joints + (joints - start_joints) * fraction
             self._queue.popleft()
-            self._start, self._start_time = target, self._start_time + duration
+            self._start, self._start_joints = target, joints
+            self._start_time += duration
             self._done += 1
-        return self._start.copy()
+        return self._start.copy(), None if self._start_joints is None else self._start_joints.copy()
 
 
 @dataclasses.dataclass
@@ -256,6 +304,10 @@ class SimController:
     def moves(self) -> list[np.ndarray]:
         """The ``MOVE_LINE`` commands received: their target poses (6,) [mm, rad]."""
         return [np.asarray(c.values[:6]) for c in self.commands if c.name == "MOVE_LINE"]
+
+    def joint_moves(self) -> list[np.ndarray]:
+        """The ``MOVE_JOINT`` commands received: their target joint angles (7,) rad."""
+        return [np.asarray(c.values[:_AXES]) for c in self.commands if c.name == "MOVE_JOINT"]
 
     def sample(self) -> ArmSample:
         """The simulated arm now (TCP pose in mm and rad, joint angles)."""
@@ -389,7 +441,9 @@ class SimController:
         name = REGISTERS.get(register, f"REGISTER_{register}")
         handler = getattr(self, f"_on_{name.lower()}", None)
         values = (
-            struct.unpack(f"<{len(params) // 4}f", params[: len(params) // 4 * 4]) if register == 21 else tuple(params)
+            struct.unpack(f"<{len(params) // 4}f", params[: len(params) // 4 * 4])
+            if register in _FLOAT_REGISTERS
+            else tuple(params)
         )
         self._record(register, name, values)
         status, data = (_INVALID_BIT, b"") if handler is None else handler(client, params, trans_id, protocol)
@@ -483,9 +537,36 @@ class SimController:
         last = self._last_target if sample.queued else sample.pose
         self._last_target = np.where(np.isfinite(pose), pose, last)
         self.arm.move(self._last_target, speed, now)
+        self._queued(client, trans_id, protocol)
+        return 0, reply
+
+    def _on_move_joint(self, client, params, trans_id, protocol):
+        """``set_servo_angle`` (absolute, no blend radius) as the SDK sends it on register 23: 10
+        floats (joints 1-7 rad, speed rad/s, acceleration rad/s², move time s) and, with a check-only
+        type, 1 byte.
+        Served: moves of all 7 joints that execute (no byte, or a zero one); a single-joint move
+        (infinite angles for the others) and an arm without forward kinematics (``ArmModel.move_joints``
+        returns None) are answered "invalid". Acceleration and move time are recorded, not simulated."""
+        reply = b"\0\0\0" if len(params) > 40 else b""  # a check-only request expects 3 bytes back
+        if len(params) < 40 or any(params[40:]):
+            return _INVALID_BIT, reply
+        values = np.asarray(struct.unpack("<8f", params[:32]), np.float64)
+        joints, speed = values[:_AXES], values[_AXES]
+        if not (np.all(np.isfinite(joints)) and speed > 0):
+            return _INVALID_BIT, reply
+        if not self._ready():
+            return 0, reply  # the status byte says "not ready"; nothing moves
+        target = self.arm.move_joints(joints, speed, time.monotonic())
+        if target is None:
+            return _INVALID_BIT, reply
+        self._last_target = target
+        self._queued(client, trans_id, protocol)
+        return 0, reply
+
+    def _queued(self, client: _Client, trans_id: int, protocol: int) -> None:
+        """Remember a queued move for its motion-finished feedback."""
         wants_feedback = client.feedback_type & _MOTION_FINISH
         self._pending.append((client if wants_feedback else None, struct.pack(">HH", trans_id, protocol)))
-        return 0, reply
 
     def _on_get_tcp_pose(self, client, params, trans_id, protocol):
         return 0, struct.pack("<6f", *self.arm.sample(time.monotonic()).pose)
