@@ -1,11 +1,14 @@
 """DDPG update cost: milliseconds per jitted update (replay sample + ``Agent.update``) per batch size.
 
     python benchmarks/update_step.py --batch-size 256 512 1024 --json out.json
+    python benchmarks/update_step.py --preset two-cameras --batch-size 64 --replay-envs 16
+    python benchmarks/update_step.py --conv-channels 32 32 32 --batch-size 64 --replay-envs 16
 
-The replay (``--replay-rows`` x ``--replay-envs`` transitions at the default config's image shape)
+The replay (``--replay-rows`` x ``--replay-envs`` transitions at ``--preset``'s image shape)
 is filled with uniform random data; per batch size, ``sample + update`` is jitted, called once to
 compile (``compile_s``: first call minus one timed call), then called ``--updates`` times and
-timed until ``block_until_ready``. Default networks (3 conv layers of 16 channels, stride 2).
+timed until ``block_until_ready``. Networks of ``--preset`` (default: ``default``), with
+``--conv-channels`` replacing its conv widths when given.
 ``--json`` writes ``{"device", "peak_device_bytes", "results": [{"batch_size", "ms_per_update",
 "compile_s", "replay_transitions"}]}`` (``peak_device_bytes``: JAX's ``memory_stats()``
 ``peak_bytes_in_use`` where the backend reports it, else null).
@@ -44,9 +47,8 @@ def random_replay(rows: int, num_envs: int, image_shape, seed: int = 0) -> repla
     )
 
 
-def benchmark(batch_size: int, buf: replay.Replay, updates: int) -> dict:
-    """ms per update and compile seconds at ``batch_size``."""
-    cfg = config_lib.Config()
+def benchmark(cfg: config_lib.Config, batch_size: int, buf: replay.Replay, updates: int) -> dict:
+    """ms per update and compile seconds of ``cfg``'s networks at ``batch_size``."""
     cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, batch_size=batch_size))
     agent = ddpg.Agent(cfg, config_lib.image_shape(cfg.env))
 
@@ -77,11 +79,19 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=20, help="timed updates per batch size")
     parser.add_argument("--replay-rows", type=int, default=16, help="replay rows (vectorised env steps)")
     parser.add_argument("--replay-envs", type=int, default=256, help="replay worlds per row")
+    parser.add_argument(
+        "--preset", default="default", choices=sorted(config_lib.PRESETS), help="networks of this preset"
+    )
+    parser.add_argument("--conv-channels", type=int, nargs="+", help="replace the preset's conv widths")
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
-    image_shape = config_lib.image_shape(config_lib.Config().env)
-    buf = random_replay(args.replay_rows, args.replay_envs, image_shape)
-    results = [benchmark(b, buf, args.updates) for b in args.batch_size]
+    cfg = config_lib.preset(args.preset)
+    if args.conv_channels:
+        cfg = dataclasses.replace(
+            cfg, network=dataclasses.replace(cfg.network, conv_channels=tuple(args.conv_channels))
+        )
+    buf = random_replay(args.replay_rows, args.replay_envs, config_lib.image_shape(cfg.env))
+    results = [benchmark(cfg, b, buf, args.updates) for b in args.batch_size]
     device = jax.devices()[0]
     stats = device.memory_stats() or {}
     print(f"device: {device.device_kind}")
