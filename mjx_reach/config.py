@@ -242,8 +242,9 @@ class TrainConfig:
     and after the last one (``eval_*`` columns of ``metrics.csv``). CPU default: 48,000 env steps /
     (16 worlds x 5 iterations) = 600 chunks: two evaluations, halfway and at the end. One policy
     rollout renders 256 worlds x 51 frames = 13,056 frames per camera (~30 s at ~430 frames/s on
-    2 cores) plus the actor on 256 images per step; the oracle rollout renders nothing; the first
-    evaluation also compiles both rollouts (BENCHMARKS.md, "Held-out evaluation cost")."""
+    2 cores) plus the actor on 256 images per step; the oracle rollout renders nothing. Measured on
+    a quiet 2-core CPU: 90 s for the first evaluation (compiling both rollouts), 55 s for the last,
+    10 % of the training loop (BENCHMARKS.md, "Held-out evaluation cost")."""
     target_success: float = 0.95
     """Held-out success at ``env.success_threshold_m`` whose first reaching is reported as
     ``time_to_success_2cm_s`` (wall_s of that evaluation) in ``eval.json``."""
