@@ -144,7 +144,7 @@ class NetworkConfig:
 
     conv_channels: tuple[int, ...] = (16, 16, 16)
     """Output channels of the encoder's conv layers (3x3 kernels). 16 rather than 32: on a 2-core
-    CPU the update costs 70 ms instead of 161 ms at batch 64, and the held-out ee error did not get
+    CPU the update costs 66 ms instead of 142 ms at batch 64, and the held-out ee error did not get
     worse (BENCHMARKS.md, "Depth precision from one camera")."""
     conv_strides: tuple[int, ...] = (2, 2, 2)
     """Strides of the conv layers."""
