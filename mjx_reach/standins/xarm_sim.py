@@ -183,14 +183,14 @@ class CartesianArm:
 
     def sample(self, now: float) -> ArmSample:
         pose, joints = self._state(now)
-        if joints is None:
-            joints = np.zeros(_AXES) if self._joints_of is None else np.asarray(self._joints_of(pose), np.float64)
-        return ArmSample(pose, joints, len(self._queue), self._done)
+        return ArmSample(pose, self._joints_at(pose) if joints is None else joints, len(self._queue), self._done)
+
+    def _joints_at(self, pose: np.ndarray) -> np.ndarray:
+        """The joints reported at TCP ``pose`` when no joint move set them: ``joints_of`` or zeros."""
+        return np.zeros(_AXES) if self._joints_of is None else np.asarray(self._joints_of(pose), np.float64)
 
     def _joints_at_start(self) -> np.ndarray:
-        if self._start_joints is not None:
-            return self._start_joints
-        return np.zeros(_AXES) if self._joints_of is None else np.asarray(self._joints_of(self._start), np.float64)
+        return self._joints_at(self._start) if self._start_joints is None else self._start_joints
 
     def _state(self, now: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Advance past finished moves and return the TCP pose at ``now`` and, when a joint move
