@@ -8,7 +8,8 @@
 
 Every config field is a flag (``--env.max-step-m 0.03``, ``--agent.batch-size 256``...); ``--preset``
 picks the starting values and ``--num-envs`` scales them (``config.scale_to_num_envs``). The run folder gets config.json, checkpoints/, metrics.csv, tb/,
-eval.json and eval.mp4 (and encoder/ when the preset pretrains one).
+eval.json and eval.mp4 (and encoder/ when the preset pretrains one); the run ends by printing a short
+summary (``mjx_reach.summary``) with the export and deploy commands.
 """
 
 from __future__ import annotations
@@ -71,12 +72,12 @@ def train(argv: list[str]) -> int:
     if args.print_config:
         print(json.dumps(config_lib.to_dict(cfg), indent=2))
         return 0
-    from mjx_reach import training
+    from mjx_reach import summary, training
 
     out = resumed[0] if resumed else args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    start = time.perf_counter()
     result = training.run(cfg, out, resume=resumed is not None)
-    print(json.dumps(result, indent=2))
-    print(f"run folder: {out}")
+    print(summary.train_summary(result, out, time.perf_counter() - start, summary.python_command()))
     return 0
 
 

@@ -5,7 +5,8 @@
 Each preset trains into ``OUT/<preset>/`` with ``training.run``; a folder that already holds
 ``eval.json`` is finished and is reused as it is (re-running only redraws), one with checkpoints but
 no ``eval.json`` is resumed. Then ``OUT/compare.png`` (``plot_runs``) and ``OUT/compare.json`` /
-``OUT/compare.md`` (``eval_table``: each run's final ``eval.json``) are written.
+``OUT/compare.md`` (``eval_table``: each run's final ``eval.json``) are written, and one line per
+preset with the table's and the figure's paths is printed (``summary.compare_summary``).
 
 The figure: success@5 cm (``success_loose``, solid) and success@2 cm (``success``, dashed) of the
 training episodes that ended in each chunk, against env steps and against wall-clock seconds, and
@@ -30,7 +31,7 @@ preallocation.disable()
 
 import numpy as np
 
-from mjx_reach import cli, runs, training
+from mjx_reach import cli, runs, summary, training
 from mjx_reach import config as config_lib
 
 FIG_SIZE_IN = (12.0, 8.0)
@@ -207,9 +208,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     configs = {name: preset_config(name, args.total_steps, args.num_envs, args.seed) for name in args.presets}
     out = pathlib.Path(args.out)
-    png = write_report(train_presets(configs, out), out, smooth=args.smooth)
-    print((out / "compare.md").read_text(), end="")
-    print(f"figure: {png}")
+    run_dirs = train_presets(configs, out)
+    png = write_report(run_dirs, out, smooth=args.smooth)
+    print(summary.compare_summary(eval_table(run_dirs)[0], run_dirs, out / "compare.md", png))
     return 0
 
 

@@ -10,7 +10,8 @@ measured on images from held-out randomization seeds.
     python train.py --init-encoder runs/encoder/encoder
 
 Output folder: ``encoder/`` (orbax; what ``--init-encoder`` takes), ``pretrain.json`` (held-out
-error and the loss curve), and from the CLI ``config.json``. ``train.py`` runs the same pretraining
+error and the loss curve), and from the CLI ``config.json`` and a short summary on stdout
+(``summary.pretrain_summary``). ``train.py`` runs the same pretraining
 into its run folder when ``train.pretrain_encoder`` is set (the default; not preset ``no-bottleneck``).
 """
 
@@ -21,6 +22,7 @@ import json
 import math
 import pathlib
 import sys
+import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -35,7 +37,7 @@ import optax
 import tyro
 from flax import nnx
 
-from mjx_reach import cli, ddpg, memory, runs
+from mjx_reach import cli, ddpg, memory, runs, summary
 from mjx_reach import config as config_lib
 from mjx_reach.env import ReachEnv, State
 from mjx_reach.evaluate import HELD_OUT_OFFSET, error_per_camera_axis
@@ -189,12 +191,10 @@ class PretrainArgs:
 def main(argv: list[str]) -> int:
     args = cli.parse(PretrainArgs, argv, __doc__)
     out = pathlib.Path(args.out)
+    start = time.perf_counter()
     result = pretrain(args.config, out)
     runs.write_config(out, args.config)
-    print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=2))
-    print(
-        f"encoder: {pathlib.Path(args.out) / 'encoder'}  (python train.py --init-encoder {pathlib.Path(args.out) / 'encoder'})"
-    )
+    print(summary.pretrain_summary(result, out, time.perf_counter() - start, summary.python_command()))
     return 0
 
 

@@ -150,6 +150,18 @@ def time_to_success(rows: list[dict], target: float) -> float | None:
     )
 
 
+def progress_postfix(summary: dict, last_eval: dict | None) -> dict[str, str]:
+    """The progress bar's figures after a chunk: env-steps/s, the training episodes' success rate
+    and, once a held-out evaluation has run, its success@2 cm (``eval@2cm``)."""
+    postfix = {
+        "steps/s": f"{summary['env_steps_per_s']:.0f}",
+        "success": f"{summary.get('success', float('nan')):.2f}",
+    }
+    if last_eval is not None:
+        postfix["eval@2cm"] = f"{last_eval['success_2cm']:.2f}"
+    return postfix
+
+
 def _replay_in_checkpoint(trainer: Trainer) -> bool:
     """Whether checkpoints hold the replay: only up to ``train.replay_in_checkpoint_max_gb`` (a
     bigger one is refilled with fresh env steps after a resume)."""
@@ -239,12 +251,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             for k, v in summary.items():
                 writer.add_scalar(k, v, env_steps)
             bar.update(per_chunk)
-            bar.set_postfix(
-                {
-                    "steps/s": f"{summary['env_steps_per_s']:.0f}",
-                    "success": f"{summary.get('success', float('nan')):.2f}",
-                }
-            )
+            bar.set_postfix(progress_postfix(summary, last_eval))
             chunk += 1
             if chunk % cfg.train.checkpoint_every_chunks == 0:
                 save(ts)

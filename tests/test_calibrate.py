@@ -277,8 +277,9 @@ def test_twin_refuses_without_the_marker_and_stops_on_an_arm_fault(twin, tmp_pat
 
 def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     """The workflow on the twin at tiny sizes: ``python -m deploy calibrate --twin --json``, then
-    ``train.py --bench`` (preset smoke, 2 worlds, no pretraining), ``export.py`` and ``python -m
-    deploy --twin --bench`` on that bench; a bench whose camera loses the workspace is refused."""
+    ``train.py --bench`` (preset smoke, 2 worlds, no pretraining; it ends with the summary and the
+    export command), ``export.py`` and ``python -m deploy --twin --bench`` on that bench; a bench
+    whose camera loses the workspace is refused."""
     import export
     import train
     from deploy.__main__ import main as deploy_main
@@ -303,6 +304,10 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     assert err.startswith(f"error: --bench {bad}: env.workspace_high") and "\n" not in err
 
     assert train.train([*TINY_RUN, "--bench", str(bench), "--out", str(run)]) == 0
+    printed = capsys.readouterr().out.splitlines()  # the end-of-run summary, not the eval.json dump
+    assert printed[0].startswith("held-out success@2 cm") and printed[1].startswith("misses: oracle ")
+    assert f"run folder: {run}" in printed[3] and printed[4].endswith(f"python export.py {run}")
+    assert len(printed) <= 8 and "{" not in "".join(printed)
     camera = json.loads((run / "config.json").read_text())["env"]["camera"]
     assert camera["roll_deg"] == pytest.approx(out["estimated"]["roll_deg"]) and camera["pos"] == pytest.approx(
         out["estimated"]["pos"]
