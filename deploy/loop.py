@@ -189,12 +189,14 @@ def side_by_side(images: np.ndarray) -> np.ndarray:
 
 def _write_video(path: pathlib.Path, images: np.ndarray, say: Callable[[str], None]) -> None:
     try:
-        import imageio.v3 as iio
+        import imageio_ffmpeg  # noqa: F401  (the train extra; a deploy-only install logs no video)
+
+        from mjx_reach import video  # numpy only; starts ffmpeg without fork hooks (the twin runs JAX)
     except ImportError:
         return
     scale = 4  # 84 px → 336 px, a multiple of the codec's 16 px blocks
     try:
-        iio.imwrite(path, np.repeat(np.repeat(images, scale, axis=1), scale, axis=2), fps=5, codec="libx264")
+        video.write_mp4(path, np.repeat(np.repeat(images, scale, axis=1), scale, axis=2), fps=5)
     except Exception as e:  # a missing ffmpeg backend must not lose the run
         say(f"note: no episode video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
 

@@ -165,7 +165,7 @@ def evaluate(
 def write_video(cfg: config_lib.Config, act: Act, params: nnx.State | None, path: pathlib.Path) -> None:
     """An mp4 of ``cfg.train.video_envs`` held-out episodes of ``act`` with ``params``: policy camera
     (upscaled) beside the third-person view with the goal marker, episodes one after another."""
-    import imageio.v3 as iio
+    from mjx_reach import video
 
     env = ReachEnv(cfg, cfg.train.video_envs, overview=True)
     _, _, (policy, overview) = jax.jit(lambda p, k: rollout(env, act, p, k, with_video=True))(params, held_out_key(cfg))
@@ -177,6 +177,4 @@ def write_video(cfg: config_lib.Config, act: Act, params: nnx.State | None, path
     policy = np.concatenate([policy, pad], axis=2)
     frames = np.concatenate([policy, overview], axis=3)  # (T+1, N, H, W, 3)
     frames = frames.transpose(1, 0, 2, 3, 4).reshape(-1, *frames.shape[2:])
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    iio.imwrite(tmp, frames, fps=10, codec="libx264")
-    tmp.replace(path)
+    video.write_mp4(path, frames, fps=10)  # ffmpeg started without Python's fork hooks: JAX runs here
