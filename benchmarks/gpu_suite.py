@@ -1,6 +1,6 @@
 """Every GPU figure of BENCHMARKS.md from one command, each measurement in its own process.
 
-    python benchmarks/gpu_suite.py                      # on a GPU: the issue's sizes
+    python benchmarks/gpu_suite.py                      # on a GPU: the full sizes (below)
     python benchmarks/gpu_suite.py --quick              # a dry run on a CPU (under 10 minutes on 2 cores)
 
 Measurements (each a subprocess with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` and JAX's persistent

@@ -311,12 +311,12 @@ PRESETS: dict[str, Config] = {
 """The seed's experiments: ``best`` (= ``default``: RL + bottleneck + pretrained encoder, RGB),
 ``no-bottleneck`` (RL alone from a random encoder), ``depth`` (RGB-D + pretrained encoder, no
 bottleneck). ``two-cameras``: ``default`` with the second policy camera ``env.camera2``, which sees
-the first camera's depth axis side-on (issue 2/5), each camera through its own 16-channel conv
+the first camera's depth axis side-on (docs/results.md), each camera through its own 16-channel conv
 trunk; an update costs about twice ``default``'s, so it runs 32,000 env steps (it passes 0.9
 held-out success at 2 cm by then) to stay near the CPU default's time. ``uncalibrated``: the seed's camera
 randomization (±2 cm, ±2 deg, ±1 deg fovy) for a camera whose pose is measured by hand rather than
 with ``python -m deploy calibrate``. All are sized for a 2-core CPU (16 envs; ``default`` < 30 min); scale up with
-``--num-envs`` and the ``train.*`` flags on a GPU (README). ``quick``: a few-minute CPU run (the
+``--num-envs`` and the ``train.*`` flags on a GPU (docs/scaling.md). ``quick``: a few-minute CPU run (the
 learning test and the tests that need a trained policy use it). ``smoke``: every stage in about
 a minute, too short to learn (the notebooks' small size)."""
 

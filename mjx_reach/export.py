@@ -5,7 +5,7 @@
 metres; outputs ``action`` (B, 3) in [-1, 1] and ``ee_pred`` (B, 3) metres), checks onnxruntime
 against JAX on held-out rendered images (``contract.PARITY_ATOL``), and only then writes
 ``RUN_DIR/actor.onnx`` atomically. The metadata is one JSON string under ``contract.METADATA_KEY``
-(``metadata`` builds it; README "Export" lists the fields); deploy reads it and guesses nothing.
+(``metadata`` builds it; docs/export.md lists the fields); deploy reads it and guesses nothing.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def versions(names: tuple[str, ...] = _VERSIONED) -> dict:
 
 
 def metadata(cfg: config_lib.Config, eval_result: dict | None = None) -> dict:
-    """The deploy contract for a policy trained with ``cfg`` (JSON-able; see README "Export")."""
+    """The deploy contract for a policy trained with ``cfg`` (JSON-able; see docs/export.md)."""
     env, dr = cfg.env, cfg.randomization
     if env.depth:
         raise ExportError("deploy feeds RGB images only: runs with env.depth cannot be exported")
