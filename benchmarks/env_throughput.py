@@ -1,6 +1,7 @@
 """Env throughput: env-steps/s for physics only and for physics+render+DR, per batch size.
 
     python benchmarks/env_throughput.py --num-envs 64 256 --json out.json
+    python benchmarks/env_throughput.py --preset plain-bench   # without the lab randomization
 
 Each measurement jits ``lax.scan(vmap(step))`` over ``--steps`` control steps, calls it once to
 compile (reported as ``compile_s``: first call minus one steady-state call), then times
@@ -82,8 +83,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement")
     parser.add_argument("--control-mode", choices=["kinematic", "dynamic"], default="kinematic")
     parser.add_argument("--json", help="write the results here as JSON")
+    parser.add_argument(
+        "--preset", default="default", help="config preset whose randomization is rendered (e.g. plain-bench)"
+    )
     args = parser.parse_args()
-    base = config_lib.preset("default")
+    base = config_lib.preset(args.preset)
     cfg = config_lib.Config(env=config_lib.EnvConfig(control_mode=args.control_mode), randomization=base.randomization)
     device = str(jax.devices()[0].device_kind)
     results = [r for n in args.num_envs for r in benchmark(n, cfg, args.steps, args.repeats)]

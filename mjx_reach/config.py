@@ -114,9 +114,10 @@ class RandomizationConfig:
     """Camera position jitter per axis, metres. Sized for a calibrated camera (``python -m deploy
     calibrate`` measured 2.4 mm median, 2.7 mm worst on the twin): about twice the calibration
     error. Preset ``uncalibrated`` keeps the seed's 2 cm for a camera placed by hand."""
-    cam_rot_deg: float = 0.5
+    cam_rot_deg: float = 1.0
     """Camera orientation jitter about each camera axis, degrees (calibration: 0.11 deg worst; the
-    seed's 2 deg in preset ``uncalibrated``). Pose jitter is what limits depth from one camera: an
+    seed's 2 deg in preset ``uncalibrated``): a margin for a camera bumped up to a degree off its
+    calibrated pose (level ``plain``: 0.5). Pose jitter is what limits depth from one camera: an
     encoder cannot tell a camera 2 cm nearer from a gripper 2 cm nearer except by the scene around
     it (held-out depth error 15.9 mm at 2 cm / 2 deg / 1 deg, 10.3 mm here: BENCHMARKS.md)."""
     cam_fovy_deg: float = 0.25
@@ -136,6 +137,26 @@ class RandomizationConfig:
     """Per-channel colour jitter of arm, table, floor and background (additive, 0..1 scale)."""
     pixel_noise: float = 3.0
     """Std of Gaussian pixel noise, in 0..255 intensity levels (0 disables)."""
+    recolor_prob: float = 0.6
+    """Probability, per bench surface (table, floor, wall) and episode, that its colour is drawn over
+    the whole range (``randomize.TRAIN_SATURATION``) instead of jittered around the plain bench's."""
+    texture_prob: float = 0.5
+    """Probability, per bench surface and episode, of a procedural texture (``patterns.TRAIN_FAMILIES``:
+    checkers, stripes, noise, gradients, blotches) tinted by the surface colour."""
+    object_prob: float = 0.5
+    """Probability that each of the scene's distractor objects (``scene.OBJECTS``: boxes, cylinders,
+    a sphere, a thin panel) stands on the table, outside the arm's path, in an episode."""
+    poster_prob: float = 0.4
+    """Probability that each of the scene's wall posters (``scene.POSTERS``) hangs behind the arm."""
+    person_prob: float = 0.25
+    """Probability of a person-sized figure standing between the table and the wall."""
+    wall_distance_m: tuple[float, float] = (0.8, 2.5)
+    """Range of the wall's distance behind the arm base (world y of its front face), metres; the
+    plain bench's wall is at 0.99 m."""
+    cam_rot_eval_deg: float = 0.5
+    """Camera orientation jitter of the held-out benches (``robustness``), degrees: a calibrated
+    camera. Training may jitter wider (``cam_rot_deg``) so that a camera bumped off its calibrated
+    pose still works; the camera-off benches turn it by an exact offset instead."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +266,11 @@ class TrainConfig:
     2 cores) plus the actor on 256 images per step; the oracle rollout renders nothing. Measured on
     a quiet 2-core CPU: 90 s for the first evaluation (compiling both rollouts), 55 s for the last,
     10 % of the training loop (BENCHMARKS.md, "Held-out evaluation cost")."""
+    robustness: Literal["every", "final", "off"] = "final"
+    """Which held-out evaluations also report the held-out benches (``robustness``; ``eval.json``'s
+    ``robustness`` block): each bench is one more policy rollout of ``eval_envs`` episodes (7
+    benches; about 40 s each on the 2-core CPU, so the CPU default runs them after the last chunk
+    only; from ``GPU_SIZED_WORLDS`` worlds on, ``every`` evaluation)."""
     target_success: float = 0.95
     """Held-out success at ``env.success_threshold_m`` whose first reaching is reported as
     ``time_to_success_2cm_s`` (wall_s of that evaluation) in ``eval.json``."""
@@ -285,10 +311,31 @@ def _with(cfg: Config, **sections) -> Config:
     )
 
 
+WALL_MIN_DISTANCE_M = 0.8
+"""Nearest wall the scene allows behind the arm base (world y of its front face), metres: the table
+ends at 0.75 m."""
+RANDOMIZATION_LEVELS: dict[str, RandomizationConfig] = {
+    "plain": RandomizationConfig(
+        cam_rot_deg=0.5,
+        recolor_prob=0.0,
+        texture_prob=0.0,
+        object_prob=0.0,
+        poster_prob=0.0,
+        person_prob=0.0,
+        wall_distance_m=(0.99, 0.99),
+    ),
+    "lab": RandomizationConfig(),
+}
+"""Named levels of ``Config.randomization``: ``plain`` jitters the camera (±0.5 deg), lights and
+the plain bench's colours (the project's earlier default); ``lab`` (the default) also repaints and
+textures the bench, puts distractor objects on the table, posters on the wall and a person behind
+it, moves the wall, and jitters the camera ±1 deg (README, "What training randomizes")."""
+
 _DEFAULT = Config()
 PRESETS: dict[str, Config] = {
     "default": _DEFAULT,
     "best": _DEFAULT,
+    "plain-bench": dataclasses.replace(_DEFAULT, randomization=RANDOMIZATION_LEVELS["plain"]),
     "no-bottleneck": _with(
         _DEFAULT, agent={"bottleneck_weight": 0.0, "encoder_lr": 1e-3}, train={"pretrain_encoder": False}
     ),
@@ -361,7 +408,9 @@ def scale_to_num_envs(cfg: Config, num_envs: int) -> Config:
     - ``train.eval_envs`` = N: held-out evaluation on as many worlds as training.
     - From ``GPU_SIZED_WORLDS`` (256) worlds on: ``train.unroll_updates`` = False (rolled scans
       compile in constant time; only XLA:CPU needs them unrolled) and
-      ``train.iterations_per_chunk`` = ⌈32,768 / N⌉ (8 at 4096 worlds), at most the run's iterations.
+      ``train.iterations_per_chunk`` = ⌈32,768 / N⌉ (8 at 4096 worlds), at most the run's iterations;
+      ``train.robustness`` = ``every`` (unless ``off``): every held-out evaluation reports the
+      held-out benches.
     - ``pretrain.dataset_images`` = 16 · N (16 rendered steps of every world), within
       ``PRETRAIN_BUDGET_BYTES`` (2 GB: 94k images at 84x84x3); ``pretrain.updates`` keeps the
       preset's passes over the data set (updates · batch / images: 24 for ``default``).
@@ -382,7 +431,11 @@ def scale_to_num_envs(cfg: Config, num_envs: int) -> Config:
     }
     if n >= GPU_SIZED_WORLDS:
         iterations = min(-(-CHUNK_ENV_STEPS // n), -(-total // n))
-        train_fields |= {"unroll_updates": False, "iterations_per_chunk": max(train.iterations_per_chunk, iterations)}
+        train_fields |= {
+            "unroll_updates": False,
+            "iterations_per_chunk": max(train.iterations_per_chunk, iterations),
+            "robustness": "every" if train.robustness == "final" else train.robustness,
+        }
     images = max(pre.dataset_images, min(PRETRAIN_STEPS_PER_WORLD * n, PRETRAIN_BUDGET_BYTES // (h * w * c)) // n * n)
     passes = pre.updates * pre.batch_size / pre.dataset_images
     updates = max(
@@ -517,9 +570,27 @@ def validate(cfg: Config) -> Config:
                 f"leaves the {name} image (e.g. gripper point {np.round(worst, 3).tolist()} m projects to pixel "
                 f"{np.round(uv[np.argmin(inside)], 1).tolist()} of {w}x{h}); shrink the box or move the camera"
             )
-    for field in ("cam_pos_m", "cam_rot_deg", "cam_fovy_deg", "light_dir", "light_color", "color", "pixel_noise"):
+    for field in (
+        "cam_pos_m",
+        "cam_rot_deg",
+        "cam_rot_eval_deg",
+        "cam_fovy_deg",
+        "light_dir",
+        "light_color",
+        "color",
+        "pixel_noise",
+    ):
         value = getattr(dr, field)
         _require(value >= 0, f"randomization.{field}", f"must be >= 0, got {value}")
+    for field in ("recolor_prob", "texture_prob", "object_prob", "poster_prob", "person_prob"):
+        value = getattr(dr, field)
+        _require(0 <= value <= 1, f"randomization.{field}", f"must be in [0, 1], got {value}")
+    near_wall, far_wall = dr.wall_distance_m
+    _require(
+        WALL_MIN_DISTANCE_M <= near_wall <= far_wall,
+        "randomization.wall_distance_m",
+        f"must satisfy {WALL_MIN_DISTANCE_M} <= near <= far metres (the table ends at 0.75 m), got {dr.wall_distance_m}",
+    )
     for field in ("light_diffuse", "light_ambient"):
         lo, hi = getattr(dr, field)
         _require(0 <= lo <= hi <= 1, f"randomization.{field}", f"must satisfy 0 <= low <= high <= 1, got {(lo, hi)}")
@@ -561,6 +632,11 @@ def validate(cfg: Config) -> Config:
     _require(train.eval_envs >= 1, "train.eval_envs", f"must be >= 1, got {train.eval_envs}")
     _require(train.eval_every_chunks >= 1, "train.eval_every_chunks", f"must be >= 1, got {train.eval_every_chunks}")
     _require(0 < train.target_success <= 1, "train.target_success", f"must be in (0, 1], got {train.target_success}")
+    _require(
+        train.robustness in ("every", "final", "off"),
+        "train.robustness",
+        f"must be 'every', 'final' or 'off', got {train.robustness!r}",
+    )
     pre = cfg.pretrain
     for field in ("updates", "dataset_images", "eval_images", "batch_size", "updates_per_call", "episode_steps"):
         _require(getattr(pre, field) >= 1, f"pretrain.{field}", f"must be >= 1, got {getattr(pre, field)}")

@@ -67,6 +67,8 @@ class State:
 
     data: mjx.Data
     domain: randomize.DomainParams
+    spec: randomize.DomainSpec
+    """What new episodes' domains are drawn from (``ReachEnv.spec`` unless ``reset`` got another)."""
     goal: jax.Array
     """(3,) goal position, metres."""
     target: jax.Array
@@ -98,6 +100,8 @@ class ReachEnv:
         world = world_config(cfg.env)
         self.scene, self.mx, self._data0 = _model(world)
         self._nominal = randomize.nominal(self.scene)
+        self.spec = randomize.spec(cfg.randomization)
+        """The training benches' ``DomainSpec`` (``reset``'s default)."""
         self.workspace_low = jnp.asarray(cfg.env.workspace_low, jnp.float32)
         self.workspace_high = jnp.asarray(cfg.env.workspace_high, jnp.float32)
         _, home_xmat = scene_lib.tcp_pose(self.scene.mj_model, scene_lib.HOME_QPOS)
@@ -113,23 +117,24 @@ class ReachEnv:
         return image_shape(self.env_cfg)
 
     # --- episode start -------------------------------------------------------------------------
-    def _episode_start(self, key: jax.Array):
+    def _episode_start(self, key: jax.Array, spec: randomize.DomainSpec):
         """Initial joint angles (7,), goal (3,) and domain parameters of a new episode."""
         k_pose, k_goal, k_domain = jax.random.split(key, 3)
         qpos = self._pose_bank[jax.random.randint(k_pose, (), 0, self._pose_bank.shape[0])]
         goal = jax.random.uniform(k_goal, (3,), minval=self.workspace_low, maxval=self.workspace_high)
-        return qpos, goal, self.sample_domain(k_domain)
+        return qpos, goal, self.sample_domain(k_domain, spec)
 
-    def sample_domain(self, key: jax.Array) -> randomize.DomainParams:
-        """A randomized domain (camera, light and colour parameters) for one world."""
-        return randomize.sample(key, self._nominal, self.scene, self.dr_cfg)
+    def sample_domain(self, key: jax.Array, spec: randomize.DomainSpec | None = None) -> randomize.DomainParams:
+        """A randomized domain (camera, light, bench and distractor parameters) for one world, drawn
+        from ``spec`` (default: the training benches, ``self.spec``)."""
+        return randomize.sample(key, self._nominal, self.scene, self.dr_cfg, self.spec if spec is None else spec)
 
     # --- observation ---------------------------------------------------------------------------
     def _observe(self, data: mjx.Data, domain, goal, key):
         """Forward kinematics, render, and the observation dict; returns (data, obs). Without
         ``images`` the image is zeros (nothing rendered; the physics is the same)."""
         data = mjx.kinematics(self.mx, data)
-        m, data = randomize.apply(self.mx, data, domain)
+        m, data = randomize.apply(self.mx, data, domain, self.scene)
         if self.images:
             image, data = self.camera.render(m, data)
             if self.dr_cfg.enabled and self.dr_cfg.pixel_noise > 0:
@@ -142,14 +147,16 @@ class ReachEnv:
 
     def overview_image(self, state: State) -> jax.Array:
         """Third-person view (240, 320, 3) uint8 with the goal marker (env built with ``overview=True``)."""
-        image, _ = self.overview.render(self.mx, state.data)
+        image, _ = self.overview.render(*randomize.apply(self.mx, state.data, state.domain, self.scene))
         return image
 
     # --- API -----------------------------------------------------------------------------------
-    def reset(self, key: jax.Array) -> State:
-        """A new episode for one world."""
+    def reset(self, key: jax.Array, spec: randomize.DomainSpec | None = None) -> State:
+        """A new episode for one world; its domain, and those of the episodes that follow, drawn from
+        ``spec`` (default ``self.spec``; ``robustness`` passes the held-out benches')."""
+        spec = self.spec if spec is None else spec
         key, k_start, k_noise = jax.random.split(key, 3)
-        qpos, goal, domain = self._episode_start(k_start)
+        qpos, goal, domain = self._episode_start(k_start, spec)
         data = self._data0.replace(qpos=qpos, ctrl=qpos, mocap_pos=goal[None])
         data, obs = self._observe(data, domain, goal, k_noise)
         zero = jnp.zeros((), jnp.float32)
@@ -157,6 +164,7 @@ class ReachEnv:
         return State(
             data=data,
             domain=domain,
+            spec=spec,
             goal=goal,
             target=obs["state"][:3],
             obs=obs,
@@ -185,7 +193,7 @@ class ReachEnv:
         steps = state.steps + 1
         done = steps >= env.episode_steps
 
-        qpos0, goal0, domain0 = self._episode_start(k_start)
+        qpos0, goal0, domain0 = self._episode_start(k_start, state.spec)
         goal = jnp.where(done, goal0, state.goal)
         domain = jax.tree.map(lambda a, b: jnp.where(done, a, b), domain0, state.domain)
         data = data.replace(
@@ -199,6 +207,7 @@ class ReachEnv:
         return State(
             data=data,
             domain=domain,
+            spec=state.spec,
             goal=goal,
             target=target,
             obs=obs,

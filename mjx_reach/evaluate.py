@@ -17,10 +17,20 @@ from flax import nnx
 
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg
+from mjx_reach import ddpg, randomize
+from mjx_reach import robustness as robustness_lib
 from mjx_reach.env import ReachEnv
+from mjx_reach.robustness import PLAIN
 
 HELD_OUT_OFFSET = 1_000_003
+ROBUSTNESS_FIELDS = (
+    "success_2cm",
+    "success_5cm",
+    "mean_final_distance_m",
+    "encoder_ee_error_median_m",
+    "encoder_error_depth_median_m",
+)
+"""What ``Evaluator`` reports per held-out bench."""
 Act = Callable[[nnx.State | None, dict, jax.Array], tuple[jax.Array, jax.Array]]
 """A policy: ``act(params, obs, key) -> (action (N, 3) in [-1, 1], ee_pred (N, 3) m)``."""
 
@@ -57,8 +67,16 @@ def random_policy(params: nnx.State | None, obs: dict, key: jax.Array) -> tuple[
     return jax.random.uniform(key, obs["goal"].shape, minval=-1.0, maxval=1.0), jnp.zeros_like(obs["goal"])
 
 
-def rollout(env: ReachEnv, act: Act, params: nnx.State | None, key: jax.Array, with_video: bool = False) -> tuple:
-    """One episode in each of ``env.num_envs`` worlds with ``act(params, obs, key) -> (action, ee_pred)``.
+def rollout(
+    env: ReachEnv,
+    act: Act,
+    params: nnx.State | None,
+    key: jax.Array,
+    with_video: bool = False,
+    spec: randomize.DomainSpec | None = None,
+) -> tuple:
+    """One episode in each of ``env.num_envs`` worlds with ``act(params, obs, key) -> (action, ee_pred)``,
+    on the benches ``spec`` draws (default: the env's training benches).
 
     Returns (final metrics dict of (N,) arrays, ee error ``ee_pred - ee`` (T, N, 3) metres, frames or
     None): frames are (T+1, N, H, W, 3) policy images and (T+1, N, 240, 320, 3) overview images when
@@ -66,7 +84,7 @@ def rollout(env: ReachEnv, act: Act, params: nnx.State | None, key: jax.Array, w
     """
     steps = env.env_cfg.episode_steps
     key, k_act = jax.random.split(key)
-    state = jax.vmap(env.reset)(jax.random.split(key, env.num_envs))
+    state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, env.num_envs), spec)
 
     def frame(s):
         return (s.obs["image"][..., :3], jax.vmap(env.overview_image)(s)) if with_video else None
@@ -91,12 +109,15 @@ def held_out_key(cfg: config_lib.Config) -> jax.Array:
 
 
 class Evaluator:
-    """Held-out evaluation of policy ``act(params, obs, key)`` on ``cfg.train.eval_envs`` episodes,
-    and, with ``oracle``, of the same actor fed the true ee position on the same episodes.
+    """Held-out evaluation of policy ``act(params, obs, key)`` on ``cfg.train.eval_envs`` episodes of
+    the plain bench and, with ``robustness``, of each held-out bench (``robustness.benches``: the same
+    episodes, the bench changed); with ``oracle``, the same actor fed the true ee position on the
+    plain bench's episodes.
 
-    Each rollout is jitted once with the parameters as an argument, so evaluating during training
-    does not recompile. The oracle acts on the privileged state, so its rollout renders nothing
-    (``ReachEnv(images=False)``: same episodes, same physics, about half the evaluation's time). Call it with the parameters for the result dict:
+    Each rollout is jitted once with the parameters and the bench as arguments, so evaluating during
+    training, and on every bench, does not recompile. The oracle acts on the privileged state, so its
+    rollout renders nothing (``ReachEnv(images=False)``: same episodes, same physics). Call it with
+    the parameters for the result dict:
 
     - ``success_2cm`` / ``success_5cm`` (at ``env.success_threshold_m`` / ``env.report_threshold_m``,
       2 and 5 cm by default), ``success``, ``mean_final_distance_m``, after the whole episode;
@@ -105,14 +126,18 @@ class Evaluator:
       depth}_{median,p90}_m``;
     - with ``oracle``: ``oracle_success_2cm``, ``oracle_success_5cm``,
       ``oracle_mean_final_distance_m``. Oracle near 1 and ``success_2cm`` well below it: precision
-      is bounded by perception, not by control.
+      is bounded by perception, not by control;
+    - with ``robustness``: ``robustness`` {bench: ``success_2cm``, ``success_5cm``,
+      ``mean_final_distance_m``, ``encoder_ee_error_median_m``, ``encoder_error_depth_median_m``}
+      and the worst bench's ``robustness_min_success_2cm`` / ``robustness_min_success_5cm``.
     """
 
     def __init__(self, cfg: config_lib.Config, act: Act, oracle: Act | None = None):
         self.cfg = cfg
         self.act = act
         self.env = ReachEnv(cfg, cfg.train.eval_envs)
-        jit_rollout = lambda env, a: jax.jit(lambda params, key: rollout(env, a, params, key)[:2])
+        self.benches = robustness_lib.benches(cfg.randomization)
+        jit_rollout = lambda env, a: jax.jit(lambda params, key, spec: rollout(env, a, params, key, spec=spec)[:2])
         self._rollouts = {"policy": jit_rollout(self.env, act)}
         if oracle is not None:
             self._rollouts["oracle"] = jit_rollout(ReachEnv(cfg, cfg.train.eval_envs, images=False), oracle)
@@ -125,12 +150,11 @@ class Evaluator:
             f"{prefix}mean_final_distance_m": float(np.mean(distance)),
         }
 
-    def __call__(self, params: nnx.State | None = None) -> dict:
-        key = held_out_key(self.cfg)
-        final, err = jax.device_get(self._rollouts["policy"](params, key))
+    def _bench(self, params: nnx.State | None, bench: str) -> dict:
+        """The policy's outcome and encoder error on ``bench``'s held-out episodes."""
+        final, err = jax.device_get(self._rollouts["policy"](params, held_out_key(self.cfg), self.benches[bench]))
         norm = np.linalg.norm(err, axis=-1)
         result = {
-            "episodes": int(self.env.num_envs),
             **self._outcome(final),
             "success": float(np.mean(final["success"])),
             "encoder_ee_error_m": float(np.mean(norm)),
@@ -141,9 +165,20 @@ class Evaluator:
                 f"encoder_error_{axis}_median_m": float(np.median(values)),
                 f"encoder_error_{axis}_p90_m": float(np.percentile(values, 90)),
             }
+        return result
+
+    def __call__(self, params: nnx.State | None = None, robustness: bool = True) -> dict:
+        result = {"episodes": int(self.env.num_envs), **self._bench(params, PLAIN)}
         if "oracle" in self._rollouts:
-            oracle_final, _ = jax.device_get(self._rollouts["oracle"](params, key))
+            oracle_final, _ = jax.device_get(
+                self._rollouts["oracle"](params, held_out_key(self.cfg), self.benches[PLAIN])
+            )
             result |= self._outcome(oracle_final, "oracle_")
+        if robustness:
+            block = {name: self._bench(params, name) for name in self.benches if name != PLAIN}
+            result["robustness"] = {name: {k: r[k] for k in ROBUSTNESS_FIELDS} for name, r in block.items()}
+            for threshold in ("2cm", "5cm"):
+                result[f"robustness_min_success_{threshold}"] = min(r[f"success_{threshold}"] for r in block.values())
         return result
 
 

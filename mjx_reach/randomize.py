@@ -15,13 +15,93 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
+from mjx_reach import scene as scene_lib
 from mjx_reach.config import RandomizationConfig
 from mjx_reach.scene import Scene
+
+TRAIN_SATURATION = 0.75
+"""Bench colours drawn over the whole range (``RandomizationConfig.recolor_prob``) have at most this
+HSV saturation; the held-out wall colours (``robustness``) lie above ``HELD_OUT_SATURATION``."""
+HELD_OUT_SATURATION = 0.8
+TEXTURE_REPEAT = (1.0, 6.0)
+"""Range of a texture's repeats per metre of half extent (``mat_texrepeat``, ``texuniform``)."""
+_TABLE_REGIONS = np.array([[-0.20, 0.30, 0.90, 0.70], [0.78, -0.65, 0.90, 0.30], [-0.22, -0.65, -0.12, 0.30]])
+"""(x_low, y_low, x_high, y_high) of the table areas where distractor objects stand, metres: behind
+the workspace box and to either side of it, never between the policy camera and the arm's path."""
+_TABLE_REGION_WEIGHTS = np.array([0.6, 0.25, 0.15])
+_TABLE_END_Y = 0.75
+"""The table's far edge (world y), metres: a person stands beyond it."""
+
+
+@struct.dataclass
+class DomainSpec:
+    """What ``sample`` draws from: the ranges and probabilities of ``RandomizationConfig`` as arrays
+    (``spec``), plus switches only the held-out benches turn on (``robustness``). An argument of the
+    jitted rollout (carried in the env's ``State``), so every bench shares one compiled program."""
+
+    cam_pos_m: jax.Array
+    cam_rot_deg: jax.Array
+    cam_fovy_deg: jax.Array
+    cam_rot_offset_deg: jax.Array
+    """(3,) the first policy camera turned this far about its x (tilt), y (pan) and z (roll) axes,
+    degrees, each with a random sign, on top of the jitter: a camera off its calibrated pose."""
+    light_dir: jax.Array
+    light_diffuse: jax.Array
+    light_ambient: jax.Array
+    light_color: jax.Array
+    shadow_prob: jax.Array
+    color: jax.Array
+    recolor_prob: jax.Array
+    texture_prob: jax.Array
+    object_prob: jax.Array
+    poster_prob: jax.Array
+    person_prob: jax.Array
+    wall_distance_m: jax.Array
+    held_out_objects: jax.Array
+    """() bool: the held-out shapes (``scene.HELD_OUT_OBJECTS``) all stand on the table."""
+    held_out_poster: jax.Array
+    """() bool: a large poster of a held-out pattern family hangs right behind the arm."""
+    held_out_wall_colour: jax.Array
+    """() bool: the wall takes a held-out (strongly saturated) colour."""
+    held_out_wall_pattern: jax.Array
+    """() bool: the wall takes a held-out pattern family."""
+    held_out_person: jax.Array
+    """() bool: the held-out figure (``scene.HELD_OUT_PERSON``), dark, stands behind the table."""
+
+
+def spec(cfg: RandomizationConfig) -> DomainSpec:
+    """The ``DomainSpec`` that draws what ``cfg`` describes (every held-out switch off)."""
+    f = lambda v: jnp.asarray(v, jnp.float32)
+    off = jnp.zeros((), bool)
+    return DomainSpec(
+        cam_pos_m=f(cfg.cam_pos_m),
+        cam_rot_deg=f(cfg.cam_rot_deg),
+        cam_fovy_deg=f(cfg.cam_fovy_deg),
+        cam_rot_offset_deg=jnp.zeros(3, jnp.float32),
+        light_dir=f(cfg.light_dir),
+        light_diffuse=f(cfg.light_diffuse),
+        light_ambient=f(cfg.light_ambient),
+        light_color=f(cfg.light_color),
+        shadow_prob=f(cfg.shadow_prob),
+        color=f(cfg.color),
+        recolor_prob=f(cfg.recolor_prob),
+        texture_prob=f(cfg.texture_prob),
+        object_prob=f(cfg.object_prob),
+        poster_prob=f(cfg.poster_prob),
+        person_prob=f(cfg.person_prob),
+        wall_distance_m=f(cfg.wall_distance_m),
+        held_out_objects=off,
+        held_out_poster=off,
+        held_out_wall_colour=off,
+        held_out_wall_pattern=off,
+        held_out_person=off,
+    )
 
 
 @struct.dataclass
 class DomainParams:
-    """One world's randomized rendering inputs (shapes for ``ncam`` cameras, ``nlight`` lights)."""
+    """One world's randomized rendering inputs (shapes for ``ncam`` cameras, ``nlight`` lights,
+    ``ngeom`` geoms, ``nmat`` materials and the ``npool`` geoms of ``Scene.posed_geoms``)."""
 
     cam_xpos: jax.Array
     """(ncam, 3) camera positions, metres."""
@@ -38,15 +118,26 @@ class DomainParams:
     light_castshadow: jax.Array
     """(nlight,) whether each light casts shadows."""
     geom_rgba: jax.Array
-    """(ngeom, 4) geom colours (table, floor, background)."""
+    """(ngeom, 4) geom colours (bench surfaces, distractors)."""
     mat_rgba: jax.Array
     """(nmat, 4) material colours (the arm)."""
+    geom_size: jax.Array
+    """(ngeom, 3) geom sizes (the distractors'), metres."""
+    geom_matid: jax.Array
+    """(ngeom,) int32 material of each geom, -1 for none (textured surfaces and posters)."""
+    mat_texrepeat: jax.Array
+    """(nmat, 2) texture repeats per metre of half extent."""
+    pool_xpos: jax.Array
+    """(npool, 3) positions of the wall and the distractors (``Scene.posed_geoms``), metres."""
+    pool_xmat: jax.Array
+    """(npool, 3, 3) their rotations."""
 
 
 def nominal(scene: Scene) -> DomainParams:
-    """The un-randomized scene as ``DomainParams``."""
+    """The un-randomized scene (the plain bench, every distractor hidden) as ``DomainParams``."""
     m = scene.mj_model
     light_dir = m.light_dir / np.linalg.norm(m.light_dir, axis=1, keepdims=True)
+    posed = scene.posed_geoms
     return DomainParams(
         cam_xpos=jnp.asarray(m.cam_pos, jnp.float32),
         cam_xmat=jnp.asarray(np.stack([_quat_to_xmat_np(q) for q in m.cam_quat]), jnp.float32),
@@ -57,51 +148,251 @@ def nominal(scene: Scene) -> DomainParams:
         light_castshadow=jnp.asarray(m.light_castshadow, bool),
         geom_rgba=jnp.asarray(m.geom_rgba, jnp.float32),
         mat_rgba=jnp.asarray(m.mat_rgba, jnp.float32),
+        geom_size=jnp.asarray(m.geom_size, jnp.float32),
+        geom_matid=jnp.asarray(m.geom_matid, jnp.int32),
+        mat_texrepeat=jnp.asarray(m.mat_texrepeat, jnp.float32),
+        pool_xpos=jnp.asarray(m.geom_pos[posed], jnp.float32),
+        pool_xmat=jnp.asarray(np.stack([_quat_to_xmat_np(q) for q in m.geom_quat[posed]]), jnp.float32),
     )
 
 
-def sample(key: jax.Array, base: DomainParams, scene: Scene, cfg: RandomizationConfig) -> DomainParams:
-    """Randomize ``base`` for one world. Policy cameras, the key light and the bench colours vary;
-    the overview camera stays fixed. Returns ``base`` unchanged when ``cfg.enabled`` is False."""
+def sample(key: jax.Array, base: DomainParams, scene: Scene, cfg: RandomizationConfig, s: DomainSpec) -> DomainParams:
+    """Randomize ``base`` for one world as ``s`` says. Policy cameras, the key light, the bench's
+    colours, textures and wall, and the distractors vary; the overview camera stays fixed. Returns
+    ``base`` unchanged when ``cfg.enabled`` is False."""
     if not cfg.enabled:
         return base
-    ks = iter(jax.random.split(key, 10))
+    k_cam, k_light, k_bench, k_pool = jax.random.split(key, 4)
+    p = _sample_camera(k_cam, base, scene, s)
+    p = _sample_light(k_light, p, scene, s)
+    p = _sample_bench(k_bench, p, scene, s)
+    return _sample_distractors(k_pool, p, scene, s)
+
+
+def _uniform(key: jax.Array, shape, low, high) -> jax.Array:
+    return jax.random.uniform(key, shape, minval=low, maxval=high)
+
+
+def _sample_camera(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) -> DomainParams:
+    ks = jax.random.split(key, 4)
     cams = jnp.asarray(scene.policy_cameras)
     ncam = len(scene.policy_cameras)
+    cam_xpos = p.cam_xpos.at[cams].add(_uniform(ks[0], (ncam, 3), -s.cam_pos_m, s.cam_pos_m))
+    sign = jnp.where(jax.random.bernoulli(ks[1], 0.5, (3,)), 1.0, -1.0)
+    turn_deg = _uniform(ks[2], (ncam, 3), -s.cam_rot_deg, s.cam_rot_deg).at[0].add(sign * s.cam_rot_offset_deg)
+    turn = jax.vmap(_rotvec_to_xmat)(jnp.deg2rad(turn_deg))
+    cam_xmat = p.cam_xmat.at[cams].set(p.cam_xmat[cams] @ turn)
+    cam_fovy = p.cam_fovy.at[cams].add(_uniform(ks[3], (ncam,), -s.cam_fovy_deg, s.cam_fovy_deg))
+    return p.replace(cam_xpos=cam_xpos, cam_xmat=cam_xmat, cam_fovy=cam_fovy)
 
-    def uniform(k, shape, half):
-        return jax.random.uniform(k, shape, minval=-half, maxval=half)
 
-    cam_xpos = base.cam_xpos.at[cams].add(uniform(next(ks), (ncam, 3), cfg.cam_pos_m))
-    jitter = jax.vmap(_rotvec_to_xmat)(uniform(next(ks), (ncam, 3), np.deg2rad(cfg.cam_rot_deg)))
-    cam_xmat = base.cam_xmat.at[cams].set(base.cam_xmat[cams] @ jitter)
-    cam_fovy = base.cam_fovy.at[cams].add(uniform(next(ks), (ncam,), cfg.cam_fovy_deg))
-
+def _sample_light(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) -> DomainParams:
+    ks = jax.random.split(key, 5)
     light = scene.key_light
-    direction = base.light_xdir[light] + uniform(next(ks), (3,), cfg.light_dir)
+    direction = p.light_xdir[light] + _uniform(ks[0], (3,), -s.light_dir, s.light_dir)
     direction = direction.at[2].set(-jnp.abs(direction[2]) - 0.1)
-    light_xdir = base.light_xdir.at[light].set(direction / jnp.linalg.norm(direction))
-    tint = 1.0 + uniform(next(ks), (3,), cfg.light_color)
-    diffuse = jax.random.uniform(next(ks), (), minval=cfg.light_diffuse[0], maxval=cfg.light_diffuse[1])
-    ambient = jax.random.uniform(next(ks), (), minval=cfg.light_ambient[0], maxval=cfg.light_ambient[1])
-    light_diffuse = base.light_diffuse.at[light].set(jnp.clip(diffuse * tint, 0.0, 1.0))
-    light_ambient = base.light_ambient.at[light].set(jnp.clip(ambient * tint, 0.0, 1.0))
-    shadow = jax.random.bernoulli(next(ks), cfg.shadow_prob)
-    light_castshadow = base.light_castshadow.at[light].set(shadow)
-
-    geoms = jnp.asarray(scene.coloured_geoms)
-    geom_rgb = base.geom_rgba[geoms, :3] + uniform(next(ks), (len(scene.coloured_geoms), 3), cfg.color)
-    geom_rgba = base.geom_rgba.at[geoms, :3].set(jnp.clip(geom_rgb, 0.0, 1.0))
-    mat_rgb = base.mat_rgba[:, :3] + uniform(next(ks), base.mat_rgba[:, :3].shape, cfg.color)
-    mat_rgba = base.mat_rgba.at[:, :3].set(jnp.clip(mat_rgb, 0.0, 1.0))
-    return DomainParams(
-        cam_xpos, cam_xmat, cam_fovy, light_xdir, light_diffuse, light_ambient, light_castshadow, geom_rgba, mat_rgba
+    tint = 1.0 + _uniform(ks[1], (3,), -s.light_color, s.light_color)
+    diffuse = _uniform(ks[2], (), s.light_diffuse[0], s.light_diffuse[1])
+    ambient = _uniform(ks[3], (), s.light_ambient[0], s.light_ambient[1])
+    return p.replace(
+        light_xdir=p.light_xdir.at[light].set(direction / jnp.linalg.norm(direction)),
+        light_diffuse=p.light_diffuse.at[light].set(jnp.clip(diffuse * tint, 0.0, 1.0)),
+        light_ambient=p.light_ambient.at[light].set(jnp.clip(ambient * tint, 0.0, 1.0)),
+        light_castshadow=p.light_castshadow.at[light].set(jax.random.bernoulli(ks[4], s.shadow_prob)),
     )
 
 
-def apply(m: mjx.Model, d: mjx.Data, p: DomainParams) -> tuple[mjx.Model, mjx.Data]:
-    """Model and data that render with ``p``: model fields replaced, and the (world-fixed) camera and
-    light poses written into ``d`` (Warp kinematics does not compute them)."""
+def _hsv_colours(key: jax.Array, n: int, saturation, value) -> jax.Array:
+    """(n, 3) RGB colours of uniform hue and saturation/value uniform in the given (low, high)."""
+    kh, ks, kv = jax.random.split(key, 3)
+    h = jax.random.uniform(kh, (n,))
+    sat = _uniform(ks, (n,), *saturation)
+    val = _uniform(kv, (n,), *value)
+    k = (jnp.array([5.0, 3.0, 1.0]) + 6.0 * h[:, None]) % 6.0
+    return val[:, None] * (1.0 - sat[:, None] * jnp.clip(jnp.minimum(k, 4.0 - k), 0.0, 1.0))
+
+
+def _pick(key: jax.Array, ids: np.ndarray, shape=()) -> jax.Array:
+    """Uniform draws from the id array ``ids``."""
+    return jnp.asarray(ids, jnp.int32)[jax.random.randint(key, shape, 0, len(ids))]
+
+
+def _sample_bench(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) -> DomainParams:
+    """Colours, textures and pattern scales of table, floor and wall; the arm's colours; the wall's
+    distance."""
+    ks = jax.random.split(key, 10)
+    surfaces = jnp.asarray(scene.coloured_geoms)  # table, floor, wall
+    n = len(scene.coloured_geoms)
+    jittered = p.geom_rgba[surfaces, :3] + _uniform(ks[0], (n, 3), -s.color, s.color)
+    recoloured = _hsv_colours(ks[1], n, (0.0, TRAIN_SATURATION), (0.15, 1.0))
+    rgb = jnp.where(jax.random.bernoulli(ks[2], s.recolor_prob, (n, 1)), recoloured, jittered)
+    wall_colour = _hsv_colours(ks[3], 1, (HELD_OUT_SATURATION, 1.0), (0.45, 1.0))[0]
+    rgb = rgb.at[n - 1].set(jnp.where(s.held_out_wall_colour, wall_colour, rgb[n - 1]))
+    geom_rgba = p.geom_rgba.at[surfaces, :3].set(jnp.clip(rgb, 0.0, 1.0))
+    mat_rgb = p.mat_rgba[:, :3] + _uniform(ks[4], p.mat_rgba[:, :3].shape, -s.color, s.color)
+
+    textured = jax.random.bernoulli(ks[5], s.texture_prob, (n,))
+    material = jnp.where(textured, _pick(ks[6], scene.train_materials, (n,)), -1)
+    wall_pattern = _pick(ks[7], scene.held_out_materials)
+    material = material.at[n - 1].set(jnp.where(s.held_out_wall_pattern, wall_pattern, material[n - 1]))
+    repeat = _uniform(ks[8], p.mat_texrepeat.shape[:1] + (1,), *TEXTURE_REPEAT)
+
+    wall_y = _uniform(ks[9], (), s.wall_distance_m[0], s.wall_distance_m[1]) + scene_lib.WALL_HALF_THICKNESS_M
+    return p.replace(
+        geom_rgba=geom_rgba,
+        mat_rgba=p.mat_rgba.at[:, :3].set(jnp.clip(mat_rgb, 0.0, 1.0)),
+        geom_matid=p.geom_matid.at[surfaces].set(material),
+        mat_texrepeat=jnp.broadcast_to(repeat, p.mat_texrepeat.shape),
+        pool_xpos=p.pool_xpos.at[0, 1].set(wall_y),
+    )
+
+
+def _table_spots(key: jax.Array, n: int) -> jax.Array:
+    """(n, 2) x, y on the table where distractors may stand (``_TABLE_REGIONS``), metres."""
+    k_region, k_spot = jax.random.split(key)
+    region = jnp.asarray(_TABLE_REGIONS)[jax.random.choice(k_region, 3, (n,), p=jnp.asarray(_TABLE_REGION_WEIGHTS))]
+    t = jax.random.uniform(k_spot, (n, 2))
+    return region[:, :2] + t * (region[:, 2:] - region[:, :2])
+
+
+def _yaw_xmat(yaw: jax.Array) -> jax.Array:
+    """(..., 3, 3) rotations about world z by ``yaw`` (...) radians."""
+    c, s = jnp.cos(yaw), jnp.sin(yaw)
+    zero, one = jnp.zeros_like(yaw), jnp.ones_like(yaw)
+    return jnp.stack([jnp.stack([c, -s, zero], -1), jnp.stack([s, c, zero], -1), jnp.stack([zero, zero, one], -1)], -2)
+
+
+def _sample_distractors(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) -> DomainParams:
+    """Sizes, poses, colours and visibility of the distractor pool (``scene.OBJECTS`` ... ``HELD_OUT_PERSON``)."""
+    ks = iter(jax.random.split(key, 32))
+    wall_front = p.pool_xpos[0, 1] - scene_lib.WALL_HALF_THICKNESS_M
+    pos, size, xmat, rgb, shown = [], [], [], [], []
+
+    def add(n, size_, z, yaw, colour, visible, xy=None, rot=None):
+        xy = _table_spots(next(ks), n) if xy is None else xy
+        pos.append(jnp.concatenate([xy, z[:, None]], axis=1))
+        size.append(size_)
+        xmat.append(_yaw_xmat(yaw) if rot is None else rot)
+        rgb.append(colour)
+        shown.append(visible)
+
+    # Training objects standing on the table: two boxes (half sizes), two cylinders (radius, half
+    # height), a sphere (radius) and a thin panel standing on its edge.
+    boxes = _uniform(next(ks), (2, 3), jnp.array([0.02, 0.02, 0.02]), jnp.array([0.08, 0.08, 0.12]))
+    cylinders = _uniform(next(ks), (2, 2), jnp.array([0.02, 0.03]), jnp.array([0.06, 0.12]))
+    sphere = _uniform(next(ks), (), 0.02, 0.07)
+    panel = _uniform(next(ks), (2,), 0.05, 0.15)
+    dims = jnp.concatenate(
+        [
+            boxes,
+            jnp.pad(cylinders, ((0, 0), (0, 1))),
+            jnp.array([[sphere, 0.0, 0.0], [panel[0], scene_lib.POSTER_HALF_THICKNESS_M, panel[1]]]),
+        ]
+    )
+    add(
+        6,
+        dims,
+        jnp.concatenate([boxes[:, 2], cylinders[:, 1], jnp.stack([sphere, panel[1]])]),
+        _uniform(next(ks), (6,), 0.0, np.pi),
+        _hsv_colours(next(ks), 6, (0.0, 1.0), (0.1, 1.0)),
+        jax.random.bernoulli(next(ks), s.object_prob, (6,)),
+    )
+    # Held-out objects: two upright capsules (radius, half length), two ellipsoids.
+    radius = _uniform(next(ks), (2,), 0.02, 0.04)
+    half_length = _uniform(next(ks), (2,), 0.03, 0.10)
+    axes = _uniform(next(ks), (2, 3), 0.03, 0.08)
+    held_dims = jnp.concatenate([jnp.stack([radius, half_length, jnp.zeros(2)], 1), axes])
+    add(
+        4,
+        held_dims,
+        jnp.concatenate([radius + half_length, axes[:, 2]]),
+        _uniform(next(ks), (4,), 0.0, np.pi),
+        _hsv_colours(next(ks), 4, (0.0, 1.0), (0.1, 1.0)),
+        jnp.broadcast_to(s.held_out_objects, (4,)),
+    )
+    # Posters on the wall's face: training patterns; with held_out_poster, poster 0 is a large
+    # held-out pattern right behind the arm.
+    poster_xz = _uniform(next(ks), (2, 2), jnp.array([-0.3, 0.0]), jnp.array([1.2, 1.0]))
+    poster_half = _uniform(next(ks), (2, 2), 0.10, jnp.array([0.40, 0.35]))
+    held_xz = _uniform(next(ks), (2,), jnp.array([0.15, 0.15]), jnp.array([0.65, 0.5]))
+    held_half = _uniform(next(ks), (2,), jnp.array([0.25, 0.2]), jnp.array([0.4, 0.3]))
+    poster_xz = poster_xz.at[0].set(jnp.where(s.held_out_poster, held_xz, poster_xz[0]))
+    poster_half = poster_half.at[0].set(jnp.where(s.held_out_poster, held_half, poster_half[0]))
+    poster_y = wall_front - scene_lib.POSTER_HALF_THICKNESS_M - 0.001
+    wall_xmat = jnp.broadcast_to(p.pool_xmat[0], (2, 3, 3))
+    poster_shown = (
+        jax.random.bernoulli(next(ks), s.poster_prob, (2,))
+        .at[0]
+        .set(s.held_out_poster | jax.random.bernoulli(next(ks), s.poster_prob))
+    )
+    poster_material = _pick(next(ks), scene.train_materials, (2,))
+    poster_material = poster_material.at[0].set(
+        jnp.where(s.held_out_poster, _pick(next(ks), scene.held_out_materials), poster_material[0])
+    )
+    add(
+        2,
+        jnp.concatenate([poster_half, jnp.full((2, 1), scene_lib.POSTER_HALF_THICKNESS_M)], axis=1),
+        poster_xz[:, 1],
+        None,
+        _hsv_colours(next(ks), 2, (0.0, 0.5), (0.6, 1.0)),
+        poster_shown,
+        xy=jnp.stack([poster_xz[:, 0], jnp.full((2,), poster_y)], axis=1),
+        rot=wall_xmat,
+    )
+    # A person-sized figure between the table and the wall (where there is room): training's of
+    # boxes, the held-out one a capsule and a sphere, dark.
+    room = wall_front > _TABLE_END_Y + 0.23
+    person_x = _uniform(next(ks), (2,), -0.6, 1.4)
+    person_x = person_x.at[1].set(jnp.where(s.held_out_person, _uniform(next(ks), (), 0.0, 0.9), person_x[1]))
+    person_y = _uniform(next(ks), (2,), _TABLE_END_Y + 0.11, jnp.maximum(wall_front - 0.12, _TABLE_END_Y + 0.11))
+    body = _uniform(next(ks), (3,), jnp.array([0.17, 0.10, 0.72]), jnp.array([0.25, 0.14, 0.85]))
+    floor_z = -0.75
+    person_colour = _hsv_colours(next(ks), 1, (0.0, 1.0), (0.05, 0.7))[0]
+    dark = _hsv_colours(next(ks), 1, (0.0, 0.5), (0.03, 0.2))[0]
+    visible = room & jax.random.bernoulli(next(ks), s.person_prob)
+    body_top = floor_z + 2 * body[2]
+    add(
+        2,
+        jnp.stack([body, jnp.array([0.09, 0.10, 0.11])]),
+        jnp.stack([floor_z + body[2], body_top + 0.11]),
+        jnp.zeros(2),
+        jnp.stack([person_colour, person_colour]),
+        jnp.stack([visible, visible]),
+        xy=jnp.stack([jnp.full(2, person_x[0]), jnp.full(2, person_y[0])], axis=1),
+    )
+    capsule = jnp.array([0.2, 0.55, 0.0])
+    held_top = floor_z + 2 * (capsule[0] + capsule[1])
+    held_visible = room & s.held_out_person
+    add(
+        2,
+        jnp.stack([capsule, jnp.array([0.11, 0.0, 0.0])]),
+        jnp.stack([floor_z + capsule[0] + capsule[1], held_top + 0.11]),
+        jnp.zeros(2),
+        jnp.stack([dark, dark]),
+        jnp.stack([held_visible, held_visible]),
+        xy=jnp.stack([jnp.full(2, person_x[1]), jnp.full(2, person_y[1])], axis=1),
+    )
+
+    pool = jnp.asarray(scene.posed_geoms[1:])
+    shown = jnp.concatenate(shown)
+    hidden = jnp.asarray(scene_lib.HIDDEN_POS, jnp.float32)
+    pool_xpos = jnp.where(shown[:, None], jnp.concatenate(pos), hidden)
+    materials = jnp.full(len(scene.posed_geoms) - 1, -1, jnp.int32)
+    first_poster = len(scene.objects) + len(scene.held_out_objects)
+    materials = materials.at[first_poster : first_poster + 2].set(poster_material)
+    rgba = jnp.concatenate([jnp.concatenate(rgb), jnp.ones((len(pool), 1))], axis=1)
+    return p.replace(
+        geom_size=p.geom_size.at[pool].set(jnp.concatenate(size)),
+        geom_rgba=p.geom_rgba.at[pool].set(rgba),
+        geom_matid=p.geom_matid.at[pool].set(materials),
+        pool_xpos=p.pool_xpos.at[1:].set(pool_xpos),
+        pool_xmat=p.pool_xmat.at[1:].set(jnp.concatenate(xmat)),
+    )
+
+
+def apply(m: mjx.Model, d: mjx.Data, p: DomainParams, scene: Scene) -> tuple[mjx.Model, mjx.Data]:
+    """Model and data that render with ``p``: model fields replaced, and the (world-fixed) camera,
+    light, wall and distractor poses written into ``d`` (Warp kinematics computes none of them)."""
     m = m.tree_replace(
         {
             "cam_fovy": p.cam_fovy,
@@ -110,9 +401,18 @@ def apply(m: mjx.Model, d: mjx.Data, p: DomainParams) -> tuple[mjx.Model, mjx.Da
             "light_castshadow": p.light_castshadow,
             "geom_rgba": p.geom_rgba,
             "mat_rgba": p.mat_rgba,
+            "geom_size": p.geom_size,
+            "geom_matid": p.geom_matid,
+            "_impl.mat_texrepeat": p.mat_texrepeat,
         }
     )
-    d = d.replace(cam_xpos=p.cam_xpos, cam_xmat=p.cam_xmat)
+    posed = jnp.asarray(scene.posed_geoms)
+    d = d.replace(
+        cam_xpos=p.cam_xpos,
+        cam_xmat=p.cam_xmat,
+        geom_xpos=d.geom_xpos.at[posed].set(p.pool_xpos),
+        geom_xmat=d.geom_xmat.at[posed].set(p.pool_xmat),
+    )
     d = d.tree_replace({"_impl.light_xdir": p.light_xdir})
     return m, d
 

@@ -49,7 +49,7 @@ class Camera:
             cam_active=list(cameras),
             render_rgb=True,
             render_depth=depth_range_m is not None,
-            use_textures=False,
+            use_textures=True,
             use_shadows=shadows,
             use_precomputed_rays=False,
             enabled_geom_groups=list(geom_groups),

@@ -19,6 +19,7 @@ import mujoco
 import numpy as np
 
 from mjx_reach import camera as camera_model
+from mjx_reach import patterns
 from mjx_reach.config import CameraConfig, EnvConfig
 
 ASSET_DIR = pathlib.Path(__file__).parent / "assets" / "ufactory_xarm7"
@@ -38,6 +39,36 @@ BACKGROUND_RGBA = (0.80, 0.80, 0.78, 1.0)
 MARKER_RGBA = (0.95, 0.10, 0.10, 1.0)
 COLOURED_GEOMS = ("table", "floor", "background")
 KEY_LIGHT_DIR = (0.3, 0.4, -1.0)
+WALL_QUAT = (np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0)
+"""The wall's and posters' orientation: their thin local z axis points at the arm (world -y), so a
+texture spans their faces evenly."""
+WALL_HALF_THICKNESS_M = 0.01
+POSTER_HALF_THICKNESS_M = 0.004
+HIDDEN_POS = (0.0, 0.0, -5.0)
+"""Where the distractor pool waits below the floor (out of every view) while unused."""
+
+# The distractor pool (randomize.sample places, sizes, colours or hides each per episode and world):
+# (name, geom type). Training draws OBJECTS, POSTERS and PERSON; HELD_OUT_OBJECTS and HELD_OUT_PERSON
+# are shapes only the held-out benches show (robustness.py).
+_BOX, _CYL, _SPHERE = mujoco.mjtGeom.mjGEOM_BOX, mujoco.mjtGeom.mjGEOM_CYLINDER, mujoco.mjtGeom.mjGEOM_SPHERE
+_CAPSULE, _ELLIPSOID = mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_ELLIPSOID
+OBJECTS = (
+    ("box0", _BOX),
+    ("box1", _BOX),
+    ("cylinder0", _CYL),
+    ("cylinder1", _CYL),
+    ("sphere0", _SPHERE),
+    ("panel0", _BOX),
+)
+HELD_OUT_OBJECTS = (
+    ("capsule0", _CAPSULE),
+    ("capsule1", _CAPSULE),
+    ("ellipsoid0", _ELLIPSOID),
+    ("ellipsoid1", _ELLIPSOID),
+)
+POSTERS = (("poster0", _BOX), ("poster1", _BOX))
+PERSON = (("person_body", _BOX), ("person_head", _BOX))
+HELD_OUT_PERSON = (("held_out_person_body", _CAPSULE), ("held_out_person_head", _SPHERE))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +83,28 @@ class Scene:
     marker_mocap: int
     arm_qposadr: np.ndarray
     coloured_geoms: np.ndarray
+    """(3,) geom ids of the bench surfaces: table, floor, wall (``COLOURED_GEOMS``)."""
     key_light: int
+    wall_geom: int
+    objects: np.ndarray
+    """Geom ids of ``OBJECTS``."""
+    held_out_objects: np.ndarray
+    posters: np.ndarray
+    person: np.ndarray
+    """(2,) geom ids of ``PERSON``: body, head."""
+    held_out_person: np.ndarray
+    train_materials: np.ndarray
+    """Material ids of the ``patterns.TRAIN_FAMILIES`` textures."""
+    held_out_materials: np.ndarray
+    """Material ids of the ``patterns.HELD_OUT_FAMILIES`` textures."""
+
+    @property
+    def posed_geoms(self) -> np.ndarray:
+        """Geoms whose pose the randomization sets per world: the wall, then the distractor pool in
+        ``OBJECTS``, ``HELD_OUT_OBJECTS``, ``POSTERS``, ``PERSON``, ``HELD_OUT_PERSON`` order."""
+        return np.concatenate(
+            [[self.wall_geom], self.objects, self.held_out_objects, self.posters, self.person, self.held_out_person]
+        )
 
 
 def _add_camera(body, name: str, cam: CameraConfig) -> None:
@@ -89,14 +141,33 @@ def build_spec(env: EnvConfig) -> mujoco.MjSpec:
     world = spec.worldbody
     # (name, half sizes, centre, colour) of the static boxes: table top, floor, plain background, metres.
     boxes = [
-        ("table", [0.6, 0.75, 0.02], [0.35, 0.0, -0.02], TABLE_RGBA),
-        ("floor", [3.0, 3.0, 0.01], [0.0, 0.0, -0.76], FLOOR_RGBA),
-        ("background", [3.0, 0.01, 2.0], [0.3, 1.0, 0.5], BACKGROUND_RGBA),
+        ("table", [0.6, 0.75, 0.02], [0.35, 0.0, -0.02], [1, 0, 0, 0], TABLE_RGBA),
+        ("floor", [3.0, 3.0, 0.01], [0.0, 0.0, -0.76], [1, 0, 0, 0], FLOOR_RGBA),
+        ("background", [3.0, 2.0, WALL_HALF_THICKNESS_M], [0.3, 1.0, 0.5], list(WALL_QUAT), BACKGROUND_RGBA),
     ]
-    for name, size, pos, rgba in boxes:
+    for name, size, pos, quat, rgba in boxes:
         world.add_geom(
-            name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=size, pos=pos, rgba=list(rgba), contype=0, conaffinity=0
+            name=name,
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=size,
+            pos=pos,
+            quat=quat,
+            rgba=list(rgba),
+            contype=0,
+            conaffinity=0,
         )
+    for name, geom_type in OBJECTS + HELD_OUT_OBJECTS + POSTERS + PERSON + HELD_OUT_PERSON:
+        world.add_geom(
+            name=name, type=geom_type, size=[0.05, 0.05, 0.05], pos=list(HIDDEN_POS), contype=0, conaffinity=0
+        )
+    for name, image in _texture_bank():
+        texture = spec.add_texture(
+            name=f"tex_{name}", type=mujoco.mjtTexture.mjTEXTURE_2D, width=image.shape[1], height=image.shape[0]
+        )
+        texture.nchannel = 3
+        texture.data = image.tobytes()
+        material = spec.add_material(name=f"mat_{name}", texuniform=True, texrepeat=[2.0, 2.0])
+        material.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = f"tex_{name}"
 
     marker = world.add_body(name="goal_marker", mocap=True, pos=[0.4, 0.0, 0.2])
     marker.add_geom(
@@ -136,10 +207,23 @@ def build_spec(env: EnvConfig) -> mujoco.MjSpec:
     return spec
 
 
+def _texture_bank() -> list[tuple[str, np.ndarray]]:
+    """The training families' images, then the held-out families' (``patterns.bank``)."""
+    return patterns.bank(patterns.TRAIN_FAMILIES, patterns.TRAIN_SEED) + patterns.bank(
+        patterns.HELD_OUT_FAMILIES, patterns.HELD_OUT_SEED
+    )
+
+
 def build_scene(env: EnvConfig) -> Scene:
     """Compile the scene for ``env`` and collect the ids the environment uses."""
-    mjm = build_spec(env).compile()
-    policy_names = ["policy", "policy2"] if env.second_camera else ["policy"]
+    return scene_of(build_spec(env).compile())
+
+
+def scene_of(mjm: mujoco.MjModel) -> Scene:
+    """The ``Scene`` of a model compiled from ``build_spec`` (possibly with more added to it)."""
+    policy_names = [n for n in ("policy", "policy2") if mujoco.mj_name2id(mjm, mujoco.mjtObj.mjOBJ_CAMERA, n) >= 0]
+    geoms = lambda pool: np.array([mjm.geom(name).id for name, _ in pool])
+    materials = lambda families: np.array([mjm.material(f"mat_{name}").id for name in patterns.names(families)])
     return Scene(
         mj_model=mjm,
         policy_cameras=tuple(mjm.camera(n).id for n in policy_names),
@@ -150,6 +234,14 @@ def build_scene(env: EnvConfig) -> Scene:
         arm_qposadr=np.array([mjm.joint(j).qposadr[0] for j in ARM_JOINTS]),
         coloured_geoms=np.array([mjm.geom(g).id for g in COLOURED_GEOMS]),
         key_light=mjm.light("key").id,
+        wall_geom=mjm.geom("background").id,
+        objects=geoms(OBJECTS),
+        held_out_objects=geoms(HELD_OUT_OBJECTS),
+        posters=geoms(POSTERS),
+        person=geoms(PERSON),
+        held_out_person=geoms(HELD_OUT_PERSON),
+        train_materials=materials(patterns.TRAIN_FAMILIES),
+        held_out_materials=materials(patterns.HELD_OUT_FAMILIES),
     )
 
 

@@ -82,6 +82,23 @@ def misses_line(result: Mapping) -> str:
     return f"misses: oracle {fraction(oracle)} @2 cm: misses are {misses_source(success, oracle)} ({errors})"
 
 
+def robustness_line(result: Mapping) -> str | None:
+    """One line on the held-out benches (``eval.json``'s ``robustness`` block): the worst bench's
+    success@2 cm and @5 cm and its name; None when the evaluation ran none."""
+    block = result.get("robustness")
+    if not isinstance(block, Mapping) or not block:
+        return None
+    scores = {name: number(r, "success_2cm") for name, r in block.items()}
+    known = {name: v for name, v in scores.items() if v is not None}
+    if not known:
+        return None
+    worst = min(known, key=known.get)
+    return (
+        f"held-out benches ({len(block)}, eval.json 'robustness'): worst {worst} {fraction(known[worst])} @2 cm, "
+        f"{fraction(number(block[worst], 'success_5cm'))} @5 cm"
+    )
+
+
 def train_summary(
     result: Mapping, run_dir: str | os.PathLike, wall_s: float | None = None, python: str = "python"
 ) -> str:
@@ -105,6 +122,7 @@ def train_summary(
         f"{fraction(number(result, 'success_5cm'))} on {'n/a' if episodes is None else f'{episodes:.0f}'} episodes; "
         f"mean final distance {'n/a' if distance is None else f'{distance * 100:.1f} cm'}",
         misses_line(result),
+        *filter(None, [robustness_line(result)]),
         f"wall clock: {duration(wall_s)}"
         + ("" if number(result, "env_steps") is None else f" ({number(result, 'env_steps'):,.0f} env steps)"),
         f"run folder: {run_dir}  (eval.json, metrics.csv, checkpoints/)",

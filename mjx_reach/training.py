@@ -137,6 +137,8 @@ EVAL_COLUMNS = {
     "eval_ee_error_m": "encoder_ee_error_m",
     "eval_ee_error_depth_median_m": "encoder_error_depth_median_m",
     "eval_oracle_success_2cm": "oracle_success_2cm",
+    "eval_robustness_min_success_2cm": "robustness_min_success_2cm",
+    "eval_robustness_min_success_5cm": "robustness_min_success_5cm",
 }
 """``metrics.csv`` column → ``evaluate.Evaluator`` field, on the rows of chunks after which the
 held-out evaluation ran."""
@@ -160,6 +162,12 @@ def progress_postfix(summary: dict, last_eval: dict | None) -> dict[str, str]:
     if last_eval is not None:
         postfix["eval@2cm"] = f"{last_eval['success_2cm']:.2f}"
     return postfix
+
+
+def wants_robustness(cfg: config_lib.Config, final: bool) -> bool:
+    """Whether a held-out evaluation (the last one when ``final``) reports the held-out benches
+    (``train.robustness``)."""
+    return cfg.train.robustness == "every" or (final and cfg.train.robustness == "final")
 
 
 def _replay_in_checkpoint(trainer: Trainer) -> bool:
@@ -242,9 +250,12 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
                     f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {checkpoints.directory}"
                 )
             summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed}
-            if env_steps >= total or (env_steps // per_chunk) % cfg.train.eval_every_chunks == 0:
-                last_eval = evaluator(ts.agent.params) | {"env_steps": env_steps}
-                summary |= {column: last_eval[field] for column, field in EVAL_COLUMNS.items()}
+            final = env_steps >= total
+            if final or (env_steps // per_chunk) % cfg.train.eval_every_chunks == 0:
+                last_eval = evaluator(ts.agent.params, robustness=wants_robustness(cfg, final)) | {
+                    "env_steps": env_steps
+                }
+                summary |= {column: last_eval[field] for column, field in EVAL_COLUMNS.items() if field in last_eval}
                 reached = cfg.train.stop_at_target and last_eval["success_2cm"] >= cfg.train.target_success
             summary["wall_s"] = wall_offset + time.perf_counter() - run_start
             metrics_log.append(summary)
@@ -266,7 +277,9 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
             f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume"
         )
     if last_eval is None or last_eval["env_steps"] != int(ts.env_steps):  # a resume of a finished run
-        last_eval = evaluator(ts.agent.params) | {"env_steps": int(ts.env_steps)}
+        last_eval = evaluator(ts.agent.params, robustness=wants_robustness(cfg, True)) | {
+            "env_steps": int(ts.env_steps)
+        }
     if cfg.train.video_envs > 0:
         evaluate.write_video(cfg, evaluator.act, ts.agent.params, out / "eval.mp4")
     result = last_eval | {

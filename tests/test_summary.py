@@ -124,3 +124,18 @@ def test_progress_bar_shows_the_last_held_out_success():
     chunk = {"env_steps_per_s": 31.0, "success": 0.25}
     assert "eval@2cm" not in training.progress_postfix(chunk, None)
     assert training.progress_postfix(chunk, {"success_2cm": 0.8125})["eval@2cm"] == "0.81"
+
+
+def test_robustness_line_names_the_worst_held_out_bench():
+    result = dict(
+        EVAL,
+        robustness={
+            "objects": {"success_2cm": 0.81, "success_5cm": 1.0},
+            "poster": {"success_2cm": 0.62, "success_5cm": 0.97},
+            "tilt_1deg": {"success_2cm": 0.70, "success_5cm": 0.99},
+        },
+    )
+    text = summary.train_summary(result, "runs/x")
+    line = next(line for line in text.splitlines() if line.startswith("held-out benches"))
+    assert "(3," in line and "worst poster 0.62 @2 cm, 0.97 @5 cm" in line
+    assert summary.robustness_line(EVAL) is None

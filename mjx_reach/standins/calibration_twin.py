@@ -14,8 +14,6 @@ Needs the train extra (JAX, MuJoCo).
 
 from __future__ import annotations
 
-import types
-
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -230,7 +228,8 @@ class ArmRenderer:
     ):
         mx = mjx.put_model(mj_model, impl="warp")
         camera = render.Camera(mj_model, 1, [camera_id], image_hw, geom_groups, depth_range_m=depth_range_m)
-        nominal = randomize.nominal(types.SimpleNamespace(mj_model=mj_model))  # reads only the model
+        scene = scene_lib.scene_of(mj_model)
+        nominal = randomize.nominal(scene)
         data0 = mjx.make_data(mj_model, impl="warp")
         qposadr = jnp.asarray([mj_model.joint(j).qposadr[0] for j in scene_lib.ARM_JOINTS])
 
@@ -240,7 +239,7 @@ class ArmRenderer:
                 cam_xpos=nominal.cam_xpos.at[camera_id].set(cam_pos),
                 cam_xmat=nominal.cam_xmat.at[camera_id].set(cam_xmat),
             )
-            return camera.render(*randomize.apply(mx, d, params))[0]
+            return camera.render(*randomize.apply(mx, d, params, scene))[0]
 
         self._render = jax.jit(jax.vmap(one))
 

@@ -58,7 +58,7 @@ class TwinWorld:
         self._pose = jax.jit(jax.vmap(lambda q: mjx.kinematics(mx, data0.replace(qpos=q))))
         self._move = jax.jit(jax.vmap(self.env.move))
         nominal = randomize.nominal(scene)
-        self._render = jax.jit(jax.vmap(lambda d: self._camera.render(*randomize.apply(mx, d, nominal))[0]))
+        self._render = jax.jit(jax.vmap(lambda d: self._camera.render(*randomize.apply(mx, d, nominal, scene))[0]))
         self._frames: np.ndarray | None = None
         self.set_joints(scene_lib.HOME_QPOS)
 

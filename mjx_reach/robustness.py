@@ -1,0 +1,64 @@
+"""The held-out benches every evaluation reports: how a policy does off the plain sim bench.
+
+Each bench is a ``randomize.DomainSpec`` (an argument of the one jitted evaluation rollout, so all
+benches share one compiled program) built on the ``plain`` bench: the plain table, floor and wall at
+the plain bench's distance, lights and colours jittered as in training, the camera jittered as a
+calibrated one (``randomization.cam_rot_eval_deg``). Each then changes one thing, with something
+training never draws, not new draws of what it does:
+
+- ``objects``: everyday-sized capsules and ellipsoids on the table away from the arm (training's
+  objects are boxes, cylinders, spheres and panels);
+- ``poster``: a large poster right behind the arm in a held-out pattern family (rings or waves);
+- ``wall_colour``: the wall in a strongly saturated colour (training's whole-range colours stay
+  below ``randomize.TRAIN_SATURATION``);
+- ``wall_pattern``: the wall in a held-out pattern family;
+- ``person``: a dark figure of a capsule and a sphere standing behind the table (training's figure
+  is made of boxes);
+- ``tilt_1deg`` / ``pan_1deg``: the (first) policy camera 1 degree off its calibrated pose about its
+  horizontal / vertical axis, either way, and not jittered otherwise.
+
+The held-out patterns are drawn from their own seed (``patterns.HELD_OUT_SEED``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from mjx_reach import randomize
+from mjx_reach.config import RANDOMIZATION_LEVELS, RandomizationConfig
+
+PLAIN = "plain"
+CAMERA_OFF_DEG = 1.0
+"""How far the camera-off benches turn the camera, degrees."""
+_LAB_FIELDS = ("recolor_prob", "texture_prob", "object_prob", "poster_prob", "person_prob", "wall_distance_m")
+
+
+def plain(cfg: RandomizationConfig) -> RandomizationConfig:
+    """``cfg`` on the plain bench: the lab's surfaces, distractors and wall as in the ``plain`` level,
+    the camera jittered by ``cam_rot_eval_deg``."""
+    level = RANDOMIZATION_LEVELS["plain"]
+    return dataclasses.replace(
+        cfg, cam_rot_deg=cfg.cam_rot_eval_deg, **{field: getattr(level, field) for field in _LAB_FIELDS}
+    )
+
+
+def benches(cfg: RandomizationConfig) -> dict[str, randomize.DomainSpec]:
+    """``plain`` and the held-out benches (module docstring) for a run randomized by ``cfg``."""
+    base = randomize.spec(plain(cfg))
+    on = jnp.ones((), bool)
+    camera_off = lambda axis: base.replace(
+        cam_rot_deg=jnp.zeros((), jnp.float32),
+        cam_rot_offset_deg=jnp.zeros(3, jnp.float32).at[axis].set(CAMERA_OFF_DEG),
+    )
+    return {
+        PLAIN: base,
+        "objects": base.replace(held_out_objects=on),
+        "poster": base.replace(held_out_poster=on),
+        "wall_colour": base.replace(held_out_wall_colour=on),
+        "wall_pattern": base.replace(held_out_wall_pattern=on),
+        "person": base.replace(held_out_person=on),
+        "tilt_1deg": camera_off(0),
+        "pan_1deg": camera_off(1),
+    }
