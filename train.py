@@ -48,7 +48,10 @@ class TrainArgs:
     """Print the resolved config as JSON and exit (nothing is trained)."""
     bench: str | None = None
     """Bench JSON (``python -m deploy calibrate``): the policy camera's position, look-at point,
-    roll and field of view (replace --env.camera.*); the workspace box must stay in its view."""
+    roll and field of view (replace --env.camera.*), camera jitter from the calibration's standard
+    deviations, and the real bench behind the arm as a green-screen background (built from the
+    calibration logs beside it when missing: ``python -m mjx_reach.background``); the workspace box
+    must stay in its view."""
 
 
 def resumed_run(argv: list[str]) -> tuple[pathlib.Path, config_lib.Config] | None:
@@ -63,11 +66,26 @@ def resumed_run(argv: list[str]) -> tuple[pathlib.Path, config_lib.Config] | Non
     return out, runs.read_config(out, "--resume: ")
 
 
+def build_backgrounds(bench: str, image_hw: tuple[int, int]) -> None:
+    """The green-screen backgrounds of a calibrated bench, built beside it when it has none yet
+    (``background.ensure``); a failure is a one-line ``ConfigError``."""
+    from mjx_reach import background
+    from mjx_reach.contract import PolicyError
+
+    try:
+        if background.ensure(bench, image_hw):
+            print(f"built the bench's background from its calibration log(s), recorded in {bench}", file=sys.stderr)
+    except (ValueError, PolicyError) as e:
+        raise config_lib.ConfigError(f"--bench: {e}") from None
+
+
 def train(argv: list[str]) -> int:
     resumed = resumed_run(argv)
     # A resumed run's defaults are its saved config: --total-steps may extend it.
     args = cli.parse(TrainArgs, argv, __doc__, base=resumed[1] if resumed else None)
     cfg = config_lib.override(args.config, total_env_steps=args.total_steps, init_encoder=args.init_encoder)
+    if args.bench is not None and not args.print_config:
+        build_backgrounds(args.bench, cfg.env.image_size)
     cfg = config_lib.validate(cfg if args.bench is None else config_lib.with_bench_camera(cfg, args.bench))
     if args.print_config:
         print(json.dumps(config_lib.to_dict(cfg), indent=2))

@@ -33,7 +33,7 @@ from deploy.arm import Arm
 from deploy.bench import check_bench
 from deploy.calibrate import write_json
 from deploy.policy import Policy
-from mjx_reach.contract import Bench, DeployError, load_bench
+from mjx_reach.contract import TWIN_BENCHES, Bench, DeployError, load_bench
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +49,13 @@ def parser() -> argparse.ArgumentParser:
         + '{"camera": {"pos": [x, y, z], "lookat": [x, y, z]}} or {"cameras": [{...}, {...}]}',
     )
     where.add_argument("--twin", action="store_true", help="drive the simulated arm and camera (needs the train extra)")
+    where.add_argument(
+        "--twin-bench",
+        choices=TWIN_BENCHES,
+        default="plain",
+        help="what the twin's camera sees around the arm: the plain sim bench, or 'clutter' (objects, a poster, "
+        "a patterned wall and a figure that training never draws)",
+    )
     where.add_argument(
         "--dry-run", action="store_true", help="check model, bench, limits and goals, print the plan, move nothing"
     )
@@ -170,7 +177,7 @@ def open_devices(args: argparse.Namespace, policy: Policy, serials: list[str | N
     if args.twin:
         from mjx_reach.standins import twin
 
-        world = twin.TwinWorld.from_metadata(meta.raw, bench_path=args.bench)
+        world = twin.TwinWorld.from_metadata(meta.raw, bench_path=args.bench, twin_bench=args.twin_bench)
         return twin.cameras(world), twin.TwinArm(world)
     from deploy import camera
     from deploy.arm import XArm

@@ -46,7 +46,7 @@ from deploy import safety
 from deploy.arm import Arm
 from deploy.loop import Camera, stop_motion
 from mjx_reach import camera as camera_model
-from mjx_reach.contract import DeployError, load_bench
+from mjx_reach.contract import TWIN_BENCHES, DeployError, calibration_log_name, load_bench
 
 CV_FROM_MJ = np.diag([1.0, -1.0, -1.0])
 """MuJoCo camera axes (x right, y up, z back) → OpenCV camera axes (x right, y down, z forward)."""
@@ -468,11 +468,6 @@ def bench_with_camera(bench: dict | None, calibrated: dict, index: int) -> dict:
     return out | {"camera": {k: v for k, v in only.items() if k not in _PER_CAMERA}} | {k: only[k] for k in _PER_CAMERA}
 
 
-def log_name(index: int) -> str:
-    """The calibration log's file name for bench camera ``index`` (1-based)."""
-    return "calibration_log.npz" if index == 1 else f"calibration_log_{index}.npz"
-
-
 def write_json(path: str | os.PathLike, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` atomically."""
     path = pathlib.Path(path)
@@ -600,13 +595,13 @@ def run(
 ) -> tuple[Solution | None, dict | None, str | None]:
     """The whole procedure: connect, move home (gripper down), collect over ``pose_set``, move home,
     solve, write ``out/bench.json`` (the camera, with its ``serial``, as camera ``camera_index`` of
-    the bench already there: ``bench_with_camera``) and its log ``out/log_name(camera_index)``.
+    the bench already there: ``bench_with_camera``) and its log ``out/calibration_log_name(camera_index)``.
     Ctrl-C or any arm, camera or safety fault stops the arm's motion first. Returns (solution, the
     camera's one-camera bench dict, cause of a refusal or stop). The log is written whenever frames
     were collected, also after a stop or a refusal."""
     log = CalibrationLog()
     out = pathlib.Path(out)
-    log_path = out / log_name(camera_index)
+    log_path = out / calibration_log_name(camera_index)
     try:
         arm.connect()
         home = (limits.low + limits.high) / 2.0
@@ -692,6 +687,12 @@ def parser() -> argparse.ArgumentParser:
         help="calibrate the digital twin's camera, placed at a random pose (needs the train extra)",
     )
     where.add_argument("--twin-seed", type=int, default=0, help="seed of the twin's true camera pose and noise")
+    where.add_argument(
+        "--twin-bench",
+        choices=TWIN_BENCHES,
+        default="plain",
+        help="what the twin's camera sees around the arm (plain sim bench, or 'clutter': see python -m deploy --help)",
+    )
     where.add_argument("--print-marker", metavar="PNG", help="write the marker to print (300 dpi) and exit")
     out = p.add_argument_group("outputs")
     out.add_argument(
@@ -788,7 +789,14 @@ def main(argv: list[str]) -> int:
             nominal = EnvConfig().camera2 if args.camera_index == 2 else EnvConfig().camera
             cam_pos, cam_xmat = calibration_twin.random_true_camera(np.random.default_rng(args.twin_seed), nominal)
             twin = calibration_twin.CalibrationTwin(
-                EnvConfig(), cam_pos, cam_xmat, marker.bits(), marker.size_m, TWIN_PIXEL_NOISE, args.twin_seed
+                EnvConfig(),
+                cam_pos,
+                cam_xmat,
+                marker.bits(),
+                marker.size_m,
+                TWIN_PIXEL_NOISE,
+                args.twin_seed,
+                bench=args.twin_bench,
             )
             arm, camera, noise, truth = twin, twin, TWIN_CORNER_NOISE_PX, (cam_pos, cam_xmat)
         else:

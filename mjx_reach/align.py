@@ -9,7 +9,7 @@ writes ``frame_NNN.png``: the real frame with the simulated arm's outline drawn 
 ``TOLERANCE_PX`` pixels of an edge of the real frame (Canny), and their mean. A good calibration
 puts the outline on the arm's edges (score near 1); a camera a few degrees off moves it by tens of
 pixels, onto plain table or wall (a much lower score). The outline comes from a depth render of the
-arm alone (table, floor and background removed), so it is the arm's exact silhouette.
+arm alone (table, floor and background in a geom group no render context draws), so it is the arm's exact silhouette.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class SilhouetteRenderer:
         fovy = camera_model.fovy_deg_from_intrinsics(intr.fy, intr.height)
         spec = scene_lib.build_spec(EnvConfig(camera=CameraConfig(fovy_deg=fovy)))
         for name in scene_lib.COLOURED_GEOMS:
-            spec.delete(spec.geom(name))
+            spec.geom(name).group = scene_lib.UNRENDERED_GROUP
         mjm = spec.compile()
         self.intr = intr
         self._renderer = ArmRenderer(

@@ -139,7 +139,34 @@ def eval_table(run_dirs: Sequence[str | os.PathLike]) -> tuple[dict, str]:
     for name, result in results.items():
         cells = ["—" if result is None or k not in result else f"{result[k]:.4g}" for k in TABLE_FIELDS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return results, "\n".join(lines) + "\n"
+    return results, "\n".join(lines) + "\n" + robustness_table(results)
+
+
+def robustness_table(results: dict) -> str:
+    """The runs' held-out benches (``eval.json``'s ``robustness`` block) as a markdown table: one row
+    per run, per bench ``success@2 cm / @5 cm (encoder ee error median, mm)``; empty when no run has
+    the block."""
+    blocks = {name: (r or {}).get("robustness") for name, r in results.items()}
+    benches = list(dict.fromkeys(bench for block in blocks.values() if block for bench in block))
+    if not benches:
+        return ""
+    lines = [
+        "",
+        "Held-out benches: success@2 cm / @5 cm (encoder ee error median, mm)",
+        "",
+        "| run | plain | " + " | ".join(benches) + " |",
+        "|---|" + "---:|" * (len(benches) + 1),
+    ]
+    cell = lambda r: (
+        "—"
+        if r is None
+        else f"{r['success_2cm']:.2f} / {r['success_5cm']:.2f} ({r['encoder_ee_error_median_m'] * 1e3:.0f})"
+    )
+    for name, block in blocks.items():
+        if block:
+            plain = results[name]
+            lines.append(f"| {name} | {cell(plain)} | " + " | ".join(cell(block.get(b)) for b in benches) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def preset_config(name: str, total_steps: int | None, num_envs: int | None, seed: int | None) -> config_lib.Config:

@@ -64,6 +64,11 @@ class EnvConfig:
     depth error with stacked channels: BENCHMARKS.md)."""
     depth: bool = False
     """Add a depth channel per camera (uint8, linear in metres over ``depth_range_m``)."""
+    backgrounds: tuple[str, ...] = ()
+    """Green screen: one PNG per policy camera, of the policy image's size, of the real bench behind
+    the arm (``python -m mjx_reach.background``; ``train.py --bench`` sets them). The table, floor and
+    wall then render as a key colour that these images replace (``background.composite``); empty:
+    the sim bench."""
     depth_range_m: tuple[float, float] = (0.5, 2.0)
     """Depth mapped to 0..255 (near, far), metres."""
     control_mode: Literal["kinematic", "dynamic"] = "kinematic"
@@ -153,6 +158,13 @@ class RandomizationConfig:
     wall_distance_m: tuple[float, float] = (0.8, 2.5)
     """Range of the wall's distance behind the arm base (world y of its front face), metres; the
     plain bench's wall is at 0.99 m."""
+    background_gain: float = 0.15
+    """Green-screen background (``env.backgrounds``): per-channel gain jitter, ± half width."""
+    background_bias: float = 12.0
+    """Green-screen background: brightness offset jitter, ± 0..255 levels."""
+    background_shift_px: float = 2.0
+    """Green-screen background: shift jitter per image axis, ± pixels (a camera a little off the
+    pose the background was taken from)."""
     cam_rot_eval_deg: float = 0.5
     """Camera orientation jitter of the held-out benches (``robustness``), degrees: a calibrated
     camera. Training may jitter wider (``cam_rot_deg``) so that a camera bumped off its calibrated
@@ -473,7 +485,8 @@ def override(
 def with_bench_camera(cfg: Config, bench_path: str | os.PathLike) -> Config:
     """``cfg`` with its policy camera(s) from the bench file at ``bench_path`` (``contract.load_bench``,
     e.g. written by ``python -m deploy calibrate``): position, look-at point, roll and, when the bench
-    has one, the field of view; a bench with two cameras sets ``env.camera2`` too and turns
+    has one, the field of view; camera jitter from the calibration's standard deviations
+    (``bench_camera_jitter``); the green-screen backgrounds when every camera has one; a bench with two cameras sets ``env.camera2`` too and turns
     ``env.second_camera`` on. Validated (the workspace box must stay in view of each camera). Any
     problem, or a one-camera bench for a two-camera config, is a one-line ``ConfigError`` naming the
     bench."""
@@ -498,10 +511,35 @@ def with_bench_camera(cfg: Config, bench_path: str | os.PathLike) -> Config:
         for cam, default in zip(bench.cameras, (cfg.env.camera, cfg.env.camera2))
     ]
     env = {"camera": cameras[0]} | ({"camera2": cameras[1], "second_camera": True} if count == 2 else {})
+    backgrounds = [cam.background for cam in bench.cameras]
+    if all(backgrounds):
+        env["backgrounds"] = tuple(backgrounds)
     try:
-        return validate(_with(cfg, env=env))
+        return validate(_with(cfg, env=env, randomization=bench_camera_jitter(cfg.randomization, bench)))
     except ConfigError as e:
         raise ConfigError(f"--bench {bench_path}: {e}") from None
+
+
+BENCH_POSE_SIGMAS = 3.0
+"""Camera jitter for a calibrated bench covers this many standard deviations of its pose."""
+CAMERA_BUMP_MARGIN_DEG = 1.0
+"""Orientation jitter added on top for a camera bumped or calibrated off by up to this much, degrees."""
+
+
+def bench_camera_jitter(dr: RandomizationConfig, bench: contract.Bench) -> dict:
+    """``randomization`` fields for a bench whose cameras carry their calibration's standard
+    deviations (worst camera): position jitter ``BENCH_POSE_SIGMAS`` σ (at least ``dr.cam_pos_m``),
+    orientation jitter ``BENCH_POSE_SIGMAS`` σ + ``CAMERA_BUMP_MARGIN_DEG``, and the held-out benches'
+    calibrated camera ``BENCH_POSE_SIGMAS`` σ. Nothing for a bench without them (measured by hand)."""
+    pos = [c.position_std_m for c in bench.cameras if c.position_std_m is not None]
+    rot = [c.rotation_std_deg for c in bench.cameras if c.rotation_std_deg is not None]
+    fields = {}
+    if pos:
+        fields["cam_pos_m"] = max(dr.cam_pos_m, BENCH_POSE_SIGMAS * max(pos))
+    if rot:
+        fields["cam_rot_deg"] = BENCH_POSE_SIGMAS * max(rot) + CAMERA_BUMP_MARGIN_DEG
+        fields["cam_rot_eval_deg"] = BENCH_POSE_SIGMAS * max(rot)
+    return fields
 
 
 def validate(cfg: Config) -> Config:
@@ -543,6 +581,11 @@ def validate(cfg: Config) -> Config:
         f"must be in (0, report_threshold_m={env.report_threshold_m}], got {env.success_threshold_m}",
     )
     _require(env.init_joint_noise_rad >= 0, "env.init_joint_noise_rad", f"must be >= 0, got {env.init_joint_noise_rad}")
+    _require(
+        len(env.backgrounds) in (0, num_cameras(env)),
+        "env.backgrounds",
+        f"needs one image per policy camera ({num_cameras(env)}), got {len(env.backgrounds)}",
+    )
     near, far = env.depth_range_m
     _require(0 < near < far, "env.depth_range_m", f"must be 0 < near < far metres, got {env.depth_range_m}")
     low, high = np.asarray(env.workspace_low), np.asarray(env.workspace_high)
@@ -579,6 +622,9 @@ def validate(cfg: Config) -> Config:
         "light_color",
         "color",
         "pixel_noise",
+        "background_gain",
+        "background_bias",
+        "background_shift_px",
     ):
         value = getattr(dr, field)
         _require(value >= 0, f"randomization.{field}", f"must be >= 0, got {value}")

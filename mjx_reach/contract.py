@@ -69,6 +69,14 @@ class BenchCamera:
     intrinsics)."""
     serial: str | None = None
     """The RealSense's serial number (deploy opens this camera by it)."""
+    background: str | None = None
+    """The bench behind the arm from this camera, a policy-sized PNG (``python -m mjx_reach.background``),
+    resolved against the bench file's folder; None when not built."""
+    position_std_m: float | None = None
+    """The calibrated position's standard deviation, worst axis, metres (``calibration`` of ``python
+    -m deploy calibrate``); None when the bench was measured by hand."""
+    rotation_std_deg: float | None = None
+    """The calibrated orientation's standard deviation, degrees."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,14 +100,22 @@ the policy's camera order; ``image`` and each camera's ``roll_deg`` and ``serial
 ``calibration``)."""
 
 
-def _bench_camera(camera: dict) -> BenchCamera:
+def _bench_camera(camera: dict, calibration: dict | None, folder: pathlib.Path) -> BenchCamera:
+    """One camera of a bench JSON in ``folder``, with its ``calibration`` (the camera's own, or for a
+    one-camera bench the top-level one)."""
     serial = camera.get("serial")
+    calibration = camera.get("calibration", calibration) or {}
+    pos_std = calibration.get("position_std_m")
+    rot_std = calibration.get("rotation_std_deg")
     return BenchCamera(
         pos=tuple(float(v) for v in camera["pos"]),
         lookat=tuple(float(v) for v in camera["lookat"]),
         roll_deg=float(camera.get("roll_deg", 0.0)),
         fovy_deg=None if camera.get("fovy_deg") is None else float(camera["fovy_deg"]),
         serial=None if serial is None else str(serial),
+        background=None if camera.get("background") is None else str(folder / camera["background"]),
+        position_std_m=None if pos_std is None else float(max(pos_std)),
+        rotation_std_deg=None if rot_std is None else float(rot_std),
     )
 
 
@@ -115,10 +131,21 @@ def load_bench(path: str | os.PathLike) -> Bench:
             raise ValueError("'cameras' must be a non-empty list")
         image = data.get("image")
         return Bench(
-            cameras=tuple(_bench_camera(camera) for camera in cameras),
+            cameras=tuple(_bench_camera(camera, data.get("calibration"), path.parent) for camera in cameras),
             image_hw=None if image is None else (int(image["height"]), int(image["width"])),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise PolicyError(
             f"bench file {path}: unreadable ({type(e).__name__}: {e}); expected {BENCH_EXAMPLE}"
         ) from None
+
+
+def calibration_log_name(camera_index: int) -> str:
+    """The calibration log of bench camera ``camera_index`` (1-based) beside the bench file, as
+    ``python -m deploy calibrate`` writes it."""
+    return "calibration_log.npz" if camera_index == 1 else f"calibration_log_{camera_index}.npz"
+
+
+TWIN_BENCHES = ("plain", "clutter")
+"""The benches the digital twins can stand on (``python -m deploy ... --twin --twin-bench NAME``,
+``python -m deploy calibrate --twin --twin-bench NAME``; ``robustness.twin_bench`` draws them)."""

@@ -33,7 +33,7 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
-from mjx_reach import ik, randomize, render
+from mjx_reach import background, ik, randomize, render
 from mjx_reach import scene as scene_lib
 from mjx_reach.config import (
     Config,
@@ -102,6 +102,10 @@ class ReachEnv:
         self._nominal = randomize.nominal(self.scene)
         self.spec = randomize.spec(cfg.randomization)
         """The training benches' ``DomainSpec`` (``reset``'s default)."""
+        self.backgrounds = (
+            jnp.asarray(background.load(cfg.env.backgrounds, cfg.env.image_size)) if cfg.env.backgrounds else None
+        )
+        """(ncam, H, W, 3) uint8 green-screen backgrounds (``env.backgrounds``), or None."""
         self.workspace_low = jnp.asarray(cfg.env.workspace_low, jnp.float32)
         self.workspace_high = jnp.asarray(cfg.env.workspace_high, jnp.float32)
         _, home_xmat = scene_lib.tcp_pose(self.scene.mj_model, scene_lib.HOME_QPOS)
@@ -127,7 +131,8 @@ class ReachEnv:
     def sample_domain(self, key: jax.Array, spec: randomize.DomainSpec | None = None) -> randomize.DomainParams:
         """A randomized domain (camera, light, bench and distractor parameters) for one world, drawn
         from ``spec`` (default: the training benches, ``self.spec``)."""
-        return randomize.sample(key, self._nominal, self.scene, self.dr_cfg, self.spec if spec is None else spec)
+        domain = randomize.sample(key, self._nominal, self.scene, self.dr_cfg, self.spec if spec is None else spec)
+        return domain if self.backgrounds is None else background.key_bench(domain, self.scene)
 
     # --- observation ---------------------------------------------------------------------------
     def _observe(self, data: mjx.Data, domain, goal, key):
@@ -137,6 +142,8 @@ class ReachEnv:
         m, data = randomize.apply(self.mx, data, domain, self.scene)
         if self.images:
             image, data = self.camera.render(m, data)
+            if self.backgrounds is not None:
+                image = background.composite(image, self.backgrounds, domain, 3 + self.env_cfg.depth)
             if self.dr_cfg.enabled and self.dr_cfg.pixel_noise > 0:
                 image = render.add_pixel_noise(image, key, self.dr_cfg.pixel_noise)
         else:

@@ -19,6 +19,9 @@ from mjx_reach import scene as scene_lib
 from mjx_reach.config import RandomizationConfig
 from mjx_reach.scene import Scene
 
+ARM_MIN_RGB = 0.02
+"""The arm's randomized material colours stay at least this bright in every channel (so no arm pixel
+is ever taken for the green-screen key, ``background.KEY_RGB``)."""
 TRAIN_SATURATION = 0.75
 """Bench colours drawn over the whole range (``RandomizationConfig.recolor_prob``) have at most this
 HSV saturation; the held-out wall colours (``robustness``) lie above ``HELD_OUT_SATURATION``."""
@@ -57,6 +60,9 @@ class DomainSpec:
     poster_prob: jax.Array
     person_prob: jax.Array
     wall_distance_m: jax.Array
+    background_gain: jax.Array
+    background_bias: jax.Array
+    background_shift_px: jax.Array
     held_out_objects: jax.Array
     """() bool: the held-out shapes (``scene.HELD_OUT_OBJECTS``) all stand on the table."""
     held_out_poster: jax.Array
@@ -90,6 +96,9 @@ def spec(cfg: RandomizationConfig) -> DomainSpec:
         poster_prob=f(cfg.poster_prob),
         person_prob=f(cfg.person_prob),
         wall_distance_m=f(cfg.wall_distance_m),
+        background_gain=f(cfg.background_gain),
+        background_bias=f(cfg.background_bias),
+        background_shift_px=f(cfg.background_shift_px),
         held_out_objects=off,
         held_out_poster=off,
         held_out_wall_colour=off,
@@ -131,6 +140,12 @@ class DomainParams:
     """(npool, 3) positions of the wall and the distractors (``Scene.posed_geoms``), metres."""
     pool_xmat: jax.Array
     """(npool, 3, 3) their rotations."""
+    background_gain: jax.Array
+    """(3,) per-channel gain of the green-screen background (``background.composite``)."""
+    background_bias: jax.Array
+    """() offset added to it, 0..255 levels."""
+    background_shift: jax.Array
+    """(2,) int32 rows, columns it is shifted by, pixels."""
 
 
 def nominal(scene: Scene) -> DomainParams:
@@ -153,6 +168,9 @@ def nominal(scene: Scene) -> DomainParams:
         mat_texrepeat=jnp.asarray(m.mat_texrepeat, jnp.float32),
         pool_xpos=jnp.asarray(m.geom_pos[posed], jnp.float32),
         pool_xmat=jnp.asarray(np.stack([_quat_to_xmat_np(q) for q in m.geom_quat[posed]]), jnp.float32),
+        background_gain=jnp.ones(3, jnp.float32),
+        background_bias=jnp.zeros((), jnp.float32),
+        background_shift=jnp.zeros(2, jnp.int32),
     )
 
 
@@ -219,8 +237,8 @@ def _pick(key: jax.Array, ids: np.ndarray, shape=()) -> jax.Array:
 
 def _sample_bench(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) -> DomainParams:
     """Colours, textures and pattern scales of table, floor and wall; the arm's colours; the wall's
-    distance."""
-    ks = jax.random.split(key, 10)
+    distance; the green-screen background's jitter."""
+    ks = jax.random.split(key, 13)
     surfaces = jnp.asarray(scene.coloured_geoms)  # table, floor, wall
     n = len(scene.coloured_geoms)
     jittered = p.geom_rgba[surfaces, :3] + _uniform(ks[0], (n, 3), -s.color, s.color)
@@ -240,10 +258,15 @@ def _sample_bench(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) 
     wall_y = _uniform(ks[9], (), s.wall_distance_m[0], s.wall_distance_m[1]) + scene_lib.WALL_HALF_THICKNESS_M
     return p.replace(
         geom_rgba=geom_rgba,
-        mat_rgba=p.mat_rgba.at[:, :3].set(jnp.clip(mat_rgb, 0.0, 1.0)),
+        mat_rgba=p.mat_rgba.at[:, :3].set(jnp.clip(mat_rgb, ARM_MIN_RGB, 1.0)),
         geom_matid=p.geom_matid.at[surfaces].set(material),
         mat_texrepeat=jnp.broadcast_to(repeat, p.mat_texrepeat.shape),
         pool_xpos=p.pool_xpos.at[0, 1].set(wall_y),
+        background_gain=1.0 + _uniform(ks[10], (3,), -s.background_gain, s.background_gain),
+        background_bias=_uniform(ks[11], (), -s.background_bias, s.background_bias),
+        background_shift=jnp.round(_uniform(ks[12], (2,), -s.background_shift_px, s.background_shift_px)).astype(
+            jnp.int32
+        ),
     )
 
 

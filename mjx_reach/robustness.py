@@ -18,16 +18,24 @@ training never draws, not new draws of what it does:
   horizontal / vertical axis, either way, and not jittered otherwise.
 
 The held-out patterns are drawn from their own seed (``patterns.HELD_OUT_SEED``).
+
+The digital twins (``standins``) can stand on one fixed held-out bench too, ``TWIN_BENCHES``:
+``clutter`` puts the held-out objects, a held-out poster, a held-out wall pattern and the dark figure
+together, with the plain bench's camera, lights and arm colours (``twin_bench``), so deploy and
+calibration are rehearsed off the plain bench.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from mjx_reach import randomize
 from mjx_reach.config import RANDOMIZATION_LEVELS, RandomizationConfig
+from mjx_reach.contract import TWIN_BENCHES
+from mjx_reach.scene import Scene
 
 PLAIN = "plain"
 CAMERA_OFF_DEG = 1.0
@@ -62,3 +70,37 @@ def benches(cfg: RandomizationConfig) -> dict[str, randomize.DomainSpec]:
         "tilt_1deg": camera_off(0),
         "pan_1deg": camera_off(1),
     }
+
+
+TWIN_BENCH_SEED = 20261205
+"""Seed of the ``clutter`` twin bench's draw: one fixed bench, the same for every twin."""
+
+
+def twin_bench(scene: Scene, name: str) -> randomize.DomainParams:
+    """The fixed bench ``name`` (``TWIN_BENCHES``) of the digital twins: ``plain`` is the nominal
+    scene; ``clutter`` the held-out objects, poster, wall pattern and figure at once, the camera, the
+    lights and every colour but theirs nominal."""
+    nominal = randomize.nominal(scene)
+    if name == "plain":
+        return nominal
+    if name != "clutter":
+        raise ValueError(f"unknown twin bench {name!r} (known: {', '.join(TWIN_BENCHES)})")
+    still = RandomizationConfig(
+        cam_pos_m=0.0,
+        cam_rot_deg=0.0,
+        cam_fovy_deg=0.0,
+        light_dir=0.0,
+        light_color=0.0,
+        light_diffuse=(float(scene.mj_model.light_diffuse[scene.key_light][0]),) * 2,
+        light_ambient=(float(scene.mj_model.light_ambient[scene.key_light][0]),) * 2,
+        color=0.0,
+    )
+    on = jnp.ones((), bool)
+    spec = randomize.spec(plain(still)).replace(
+        cam_rot_deg=jnp.zeros((), jnp.float32),
+        held_out_objects=on,
+        held_out_poster=on,
+        held_out_wall_pattern=on,
+        held_out_person=on,
+    )
+    return randomize.sample(jax.random.key(TWIN_BENCH_SEED), nominal, scene, still, spec)

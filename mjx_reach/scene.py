@@ -29,6 +29,8 @@ HOME_QPOS = (0.0, -0.247, 0.0, 0.909, 0.0, 1.15644, 0.0)
 TCP_SITE = "link_tcp"
 TCP_BODY = "xarm_gripper_base_link"
 MARKER_GROUP = 5
+UNRENDERED_GROUP = 4
+"""A geom group no render context draws (``align`` moves the bench there to see the arm alone)."""
 POLICY_GROUPS = (0, 1, 2)
 OVERVIEW_CAMERA = CameraConfig(pos=(1.30, -1.00, 0.85), lookat=(0.35, 0.0, 0.18), fovy_deg=45.0)
 

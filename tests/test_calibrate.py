@@ -478,6 +478,10 @@ def test_second_camera_calibrated_into_the_bench_trains_two_cameras(tmp_path, ca
     assert cfg.env.second_camera and cfg.env.camera2.pos == pytest.approx(result["estimated"]["pos"])
     assert cfg.env.camera2.roll_deg == pytest.approx(result["estimated"]["roll_deg"])
     assert cfg.env.camera.pos == tuple(ONE_CAMERA_BENCH["camera"]["pos"]) and cfg.env.camera.roll_deg == 0.5
+    rot_std = bench.cameras[1].rotation_std_deg  # camera 1 was measured by hand: no calibration
+    assert bench.cameras[0].rotation_std_deg is None and 0 < rot_std < 0.5
+    assert cfg.randomization.cam_rot_deg == pytest.approx(config_lib.BENCH_POSE_SIGMAS * rot_std + 1.0)
+    assert cfg.randomization.cam_rot_eval_deg == pytest.approx(config_lib.BENCH_POSE_SIGMAS * rot_std)
     one = tmp_path / "one.json"
     one.write_text(json.dumps(ONE_CAMERA_BENCH))
     smoke = config_lib.preset("smoke")

@@ -140,3 +140,25 @@ def test_from_dict_rejects_unknown_fields():
         config_lib.from_dict(Config, data)
     assert "\n" not in str(err.value)
     assert "max_step_cm" in str(err.value)
+
+
+def test_bench_calibration_sets_the_camera_jitter():
+    """A calibrated bench's pose standard deviations set the camera jitter: 3 sigma, plus a 1 degree
+    margin for the orientation in training; a bench measured by hand keeps the config's."""
+    from mjx_reach import contract
+
+    cfg = Config().randomization
+    calibrated = contract.Bench(
+        cameras=(
+            contract.BenchCamera(pos=(0, 0, 0), lookat=(1, 0, 0), position_std_m=0.004, rotation_std_deg=0.05),
+            contract.BenchCamera(pos=(0, 0, 0), lookat=(1, 0, 0), position_std_m=0.001, rotation_std_deg=0.2),
+        )
+    )
+    fields = config_lib.bench_camera_jitter(cfg, calibrated)
+    assert fields["cam_pos_m"] == pytest.approx(0.012)
+    assert fields["cam_rot_deg"] == pytest.approx(0.6 + config_lib.CAMERA_BUMP_MARGIN_DEG)
+    assert fields["cam_rot_eval_deg"] == pytest.approx(0.6)
+    tight = contract.Bench(cameras=(contract.BenchCamera(pos=(0, 0, 0), lookat=(1, 0, 0), position_std_m=0.0001),))
+    assert config_lib.bench_camera_jitter(cfg, tight) == {"cam_pos_m": cfg.cam_pos_m}
+    by_hand = contract.Bench(cameras=(contract.BenchCamera(pos=(0, 0, 0), lookat=(1, 0, 0)),))
+    assert config_lib.bench_camera_jitter(cfg, by_hand) == {}

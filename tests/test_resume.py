@@ -229,6 +229,20 @@ def test_plot_runs_writes_png_of_figure_size(tmp_path):
     assert "| full |" in table and "| partial |" in table and table.count("\n") == 4
 
 
+def test_compare_table_shows_each_runs_held_out_benches():
+    bench = lambda s2, s5: {"success_2cm": s2, "success_5cm": s5, "encoder_ee_error_median_m": 0.012}
+    results = {
+        "lab": {**bench(0.8, 1.0), "robustness": {"poster": bench(0.7, 0.98), "tilt_1deg": bench(0.6, 0.97)}},
+        "old": {**bench(0.77, 1.0)},
+        "missing": None,
+    }
+    table = compare.robustness_table(results)
+    assert "| run | plain | poster | tilt_1deg |" in table
+    assert "| lab | 0.80 / 1.00 (12) | 0.70 / 0.98 (12) | 0.60 / 0.97 (12) |" in table
+    assert "| old |" not in table and "| missing |" not in table
+    assert compare.robustness_table({"old": results["old"]}) == ""
+
+
 def test_rolling_mean_skips_missing_values():
     x = np.arange(6.0)
     y = np.array([1.0, np.nan, 3.0, 5.0, np.nan, 7.0])

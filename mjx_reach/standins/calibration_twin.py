@@ -21,7 +21,7 @@ import numpy as np
 from mujoco import mjx
 
 from mjx_reach import camera as camera_model
-from mjx_reach import randomize, render
+from mjx_reach import randomize, render, robustness
 from mjx_reach import scene as scene_lib
 from mjx_reach.config import CameraConfig, EnvConfig
 from mjx_reach.contract import ArmError
@@ -120,6 +120,7 @@ class CalibrationTwin(SimulatedController):
         home (``add_marker``, ``marker_mount_facing``).
       pixel_noise: std of Gaussian noise on each frame's pixels, 0..255 levels.
       seed: seed of the pixel noise.
+      bench: the twin bench the arm stands on (``robustness.TWIN_BENCHES``).
     """
 
     name = "calibration twin"
@@ -133,6 +134,7 @@ class CalibrationTwin(SimulatedController):
         marker_size_m: float,
         pixel_noise: float = 3.0,
         seed: int = 0,
+        bench: str = "plain",
     ):
         super().__init__()
         spec = scene_lib.build_spec(env)
@@ -153,7 +155,7 @@ class CalibrationTwin(SimulatedController):
         self.intrinsics = camera_model.intrinsics_for_fovy(env.camera.fovy_deg, *FRAME_HW)
         self.pixel_noise = pixel_noise
         self.rng = np.random.default_rng(seed)
-        self.renderer = ArmRenderer(mjm, self.camera_id, FRAME_HW)
+        self.renderer = ArmRenderer(mjm, self.camera_id, FRAME_HW, bench=bench)
         self.set_joints(scene_lib.HOME_QPOS)
 
     # --- the arm (deploy.calibrate.CalibrationArm) -----------------------------------------------
@@ -215,8 +217,9 @@ class CalibrationTwin(SimulatedController):
 class ArmRenderer:
     """Renders the scene of ``mj_model`` at arm joint angles from a camera pose given per call:
     ``render(qpos (7,) rad, cam_pos (3,) m, cam_xmat (3, 3)) → (H, W, C) uint8``, through camera
-    ``camera_id`` (its field of view) with the nominal (un-randomized) look; C is 3, or 4 with a
-    depth channel over ``depth_range_m`` (``render.Camera``)."""
+    ``camera_id`` (its field of view) on the twin bench ``bench`` (``robustness.twin_bench``: the
+    nominal look by default); C is 3, or 4 with a depth channel over ``depth_range_m``
+    (``render.Camera``)."""
 
     def __init__(
         self,
@@ -225,11 +228,12 @@ class ArmRenderer:
         image_hw=FRAME_HW,
         geom_groups=scene_lib.POLICY_GROUPS,
         depth_range_m=None,
+        bench: str = "plain",
     ):
         mx = mjx.put_model(mj_model, impl="warp")
         camera = render.Camera(mj_model, 1, [camera_id], image_hw, geom_groups, depth_range_m=depth_range_m)
         scene = scene_lib.scene_of(mj_model)
-        nominal = randomize.nominal(scene)
+        nominal = robustness.twin_bench(scene, bench)
         data0 = mjx.make_data(mj_model, impl="warp")
         qposadr = jnp.asarray([mj_model.joint(j).qposadr[0] for j in scene_lib.ARM_JOINTS])
 

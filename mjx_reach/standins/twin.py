@@ -25,7 +25,7 @@ from mujoco import mjx
 
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
-from mjx_reach import randomize, render
+from mjx_reach import randomize, render, robustness
 from mjx_reach import scene as scene_lib
 from mjx_reach.contract import CameraError, DeployError
 from mjx_reach.env import ReachEnv
@@ -41,9 +41,10 @@ SETTLE_MAX_MOVES = 20
 
 class TwinWorld:
     """One simulated world: the arm's joint state, its IK move and a ``frame_hw`` render of every
-    policy camera. Built from the training config (``from_metadata`` reads it from the ONNX)."""
+    policy camera on the twin bench ``bench`` (``robustness.TWIN_BENCHES``). Built from the training
+    config (``from_metadata`` reads it from the ONNX)."""
 
-    def __init__(self, cfg: config_lib.Config, frame_hw=FRAME_HW):
+    def __init__(self, cfg: config_lib.Config, frame_hw=FRAME_HW, bench: str = "plain"):
         self.env = ReachEnv(cfg, num_envs=1)
         scene = self.env.scene
         mjm = scene.mj_model
@@ -57,17 +58,22 @@ class TwinWorld:
         mx = self.env.mx
         self._pose = jax.jit(jax.vmap(lambda q: mjx.kinematics(mx, data0.replace(qpos=q))))
         self._move = jax.jit(jax.vmap(self.env.move))
-        nominal = randomize.nominal(scene)
-        self._render = jax.jit(jax.vmap(lambda d: self._camera.render(*randomize.apply(mx, d, nominal, scene))[0]))
+        look = robustness.twin_bench(scene, bench)
+        self._render = jax.jit(jax.vmap(lambda d: self._camera.render(*randomize.apply(mx, d, look, scene))[0]))
         self._frames: np.ndarray | None = None
         self.set_joints(scene_lib.HOME_QPOS)
 
     @classmethod
     def from_metadata(
-        cls, raw: dict, frame_hw: tuple[int, int] = FRAME_HW, bench_path: str | os.PathLike | None = None
+        cls,
+        raw: dict,
+        frame_hw: tuple[int, int] = FRAME_HW,
+        bench_path: str | os.PathLike | None = None,
+        twin_bench: str = "plain",
     ) -> TwinWorld:
-        """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes; with a
-        bench file, its cameras where the bench has them (``config.with_bench_camera``)."""
+        """The twin of the run an exported model's metadata (``Policy.meta.raw``) describes, on the
+        twin bench ``twin_bench``; with a bench file, its cameras where the bench has them
+        (``config.with_bench_camera``)."""
         try:
             cfg = config_lib.from_dict(config_lib.Config, raw["config"])
         except (KeyError, TypeError, ValueError) as e:
@@ -79,7 +85,7 @@ class TwinWorld:
                 cfg = config_lib.with_bench_camera(cfg, bench_path)
             except config_lib.ConfigError as e:
                 raise DeployError(f"--twin: {e}") from None
-        return cls(cfg, frame_hw)
+        return cls(cfg, frame_hw, twin_bench)
 
     def tcp(self) -> np.ndarray:
         """Tool centre point (3,) m."""
