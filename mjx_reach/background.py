@@ -17,12 +17,12 @@ the bench file, one per camera (``background_K.png`` for camera K > 1), and reco
 bench's camera entry (``"background"``); ``train.py --bench`` runs it when a calibrated bench has
 none yet, and trains with ``env.backgrounds`` set.
 
-Training with backgrounds: the table, floor and wall render in ``KEY_RGB`` (no texture), which no
-other geom can produce (the arm's colours keep every channel above ``randomize.ARM_MIN_RGB``), and
-``composite`` replaces those pixels by the background, jittered per episode in brightness
-(gain per channel), offset and a shift of a few pixels (``RandomizationConfig.background_*``).
-Distractor objects, posters and a person still render in front of it when the randomization draws
-them.
+Training with backgrounds (``env.backgrounds``): the table, floor and wall render in
+``randomize.KEY_RGB`` (no texture), which no other geom can produce (the arm's colours keep every
+channel above ``randomize.ARM_MIN_RGB``), and ``render.composite_background`` replaces those pixels
+by the background, jittered per episode in gain per channel, offset and a shift of a few pixels
+(``RandomizationConfig.background_*``). Distractor objects, posters and a person still render in
+front of it when the randomization draws them.
 """
 
 from __future__ import annotations
@@ -32,17 +32,11 @@ import os
 import pathlib
 import sys
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mjx_reach import camera as camera_model
-from mjx_reach import contract, randomize
-from mjx_reach.scene import Scene
+from mjx_reach import contract
 
-KEY_RGB = (0.0, 1.0, 0.0)
-"""Colour of the bench surfaces in green-screen mode: lit, it keeps red and blue at exactly 0 (the
-arm never does: ``randomize.ARM_MIN_RGB``)."""
 MASK_MARGIN_PX = 8
 """The arm's silhouette grows by this many pixels of the camera's frame before masking."""
 MIN_COVERAGE = 0.5
@@ -147,51 +141,6 @@ def ensure(bench_path: str | os.PathLike, image_hw: tuple[int, int]) -> bool:
         return False
     build(bench_path, image_hw)
     return True
-
-
-def load(paths: tuple[str, ...], image_hw: tuple[int, int]) -> np.ndarray:
-    """The backgrounds (ncam, H, W, 3) uint8 of ``env.backgrounds``; a missing file or one of another
-    size is a one-line ``ValueError``."""
-    import imageio.v3 as iio
-
-    images = []
-    for path in paths:
-        try:
-            image = np.asarray(iio.imread(path))[..., :3]
-        except (OSError, ValueError) as e:
-            raise ValueError(f"env.backgrounds: cannot read {path} ({type(e).__name__}: {e})") from None
-        if image.shape[:2] != tuple(image_hw):
-            raise ValueError(
-                f"env.backgrounds: {path} is {image.shape[1]}x{image.shape[0]}, the policy image is {image_hw[1]}x{image_hw[0]}"
-            )
-        images.append(image.astype(np.uint8))
-    return np.stack(images)
-
-
-def key_bench(p: randomize.DomainParams, scene: Scene) -> randomize.DomainParams:
-    """``p`` with the table, floor and wall in ``KEY_RGB``, untextured (green-screen mode)."""
-    surfaces = jnp.asarray(scene.coloured_geoms)
-    return p.replace(
-        geom_rgba=p.geom_rgba.at[surfaces, :3].set(jnp.asarray(KEY_RGB, jnp.float32)),
-        geom_matid=p.geom_matid.at[surfaces].set(-1),
-    )
-
-
-def composite(
-    image: jax.Array, backgrounds: jax.Array, p: randomize.DomainParams, channels_per_camera: int
-) -> jax.Array:
-    """A rendered policy image (H, W, C) uint8 with its key pixels (red and blue exactly 0: the keyed
-    bench, or nothing hit) replaced by ``backgrounds`` (ncam, H, W, 3) uint8, each camera's RGB at
-    channels ``k * channels_per_camera`` .. +3, jittered as ``p`` says (shift, gain, offset)."""
-    planes = []
-    for k, bg in enumerate(backgrounds):
-        rgb = image[..., k * channels_per_camera : k * channels_per_camera + 3]
-        shifted = jnp.roll(bg, (p.background_shift[0], p.background_shift[1]), axis=(0, 1)).astype(jnp.float32)
-        jittered = jnp.clip(jnp.round(shifted * p.background_gain + p.background_bias), 0, 255).astype(jnp.uint8)
-        key = (rgb[..., 0] == 0) & (rgb[..., 2] == 0)
-        planes.append(jnp.where(key[..., None], jittered, rgb))
-        planes.append(image[..., k * channels_per_camera + 3 : (k + 1) * channels_per_camera])
-    return jnp.concatenate(planes, axis=-1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,7 +67,7 @@ class EnvConfig:
     backgrounds: tuple[str, ...] = ()
     """Green screen: one PNG per policy camera, of the policy image's size, of the real bench behind
     the arm (``python -m mjx_reach.background``; ``train.py --bench`` sets them). The table, floor and
-    wall then render as a key colour that these images replace (``background.composite``); empty:
+    wall then render as a key colour that these images replace (``render.composite_background``); empty:
     the sim bench."""
     depth_range_m: tuple[float, float] = (0.5, 2.0)
     """Depth mapped to 0..255 (near, far), metres."""

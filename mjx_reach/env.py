@@ -33,7 +33,7 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
-from mjx_reach import background, ik, randomize, render
+from mjx_reach import ik, randomize, render
 from mjx_reach import scene as scene_lib
 from mjx_reach.config import (
     Config,
@@ -103,7 +103,9 @@ class ReachEnv:
         self.spec = randomize.spec(cfg.randomization)
         """The training benches' ``DomainSpec`` (``reset``'s default)."""
         self.backgrounds = (
-            jnp.asarray(background.load(cfg.env.backgrounds, cfg.env.image_size)) if cfg.env.backgrounds else None
+            jnp.asarray(render.load_backgrounds(cfg.env.backgrounds, cfg.env.image_size))
+            if cfg.env.backgrounds
+            else None
         )
         """(ncam, H, W, 3) uint8 green-screen backgrounds (``env.backgrounds``), or None."""
         self.workspace_low = jnp.asarray(cfg.env.workspace_low, jnp.float32)
@@ -132,7 +134,7 @@ class ReachEnv:
         """A randomized domain (camera, light, bench and distractor parameters) for one world, drawn
         from ``spec`` (default: the training benches, ``self.spec``)."""
         domain = randomize.sample(key, self._nominal, self.scene, self.dr_cfg, self.spec if spec is None else spec)
-        return domain if self.backgrounds is None else background.key_bench(domain, self.scene)
+        return domain if self.backgrounds is None else randomize.key_bench(domain, self.scene)
 
     # --- observation ---------------------------------------------------------------------------
     def _observe(self, data: mjx.Data, domain, goal, key):
@@ -143,7 +145,14 @@ class ReachEnv:
         if self.images:
             image, data = self.camera.render(m, data)
             if self.backgrounds is not None:
-                image = background.composite(image, self.backgrounds, domain, 3 + self.env_cfg.depth)
+                image = render.composite_background(
+                    image,
+                    self.backgrounds,
+                    domain.background_gain,
+                    domain.background_bias,
+                    domain.background_shift,
+                    3 + self.env_cfg.depth,
+                )
             if self.dr_cfg.enabled and self.dr_cfg.pixel_noise > 0:
                 image = render.add_pixel_noise(image, key, self.dr_cfg.pixel_noise)
         else:

@@ -19,9 +19,12 @@ from mjx_reach import scene as scene_lib
 from mjx_reach.config import RandomizationConfig
 from mjx_reach.scene import Scene
 
+KEY_RGB = (0.0, 1.0, 0.0)
+"""Colour of the bench surfaces in green-screen mode (``key_bench``): lit, it keeps red and blue at
+exactly 0, which ``render.composite_background`` keys on."""
 ARM_MIN_RGB = 0.02
-"""The arm's randomized material colours stay at least this bright in every channel (so no arm pixel
-is ever taken for the green-screen key, ``background.KEY_RGB``)."""
+"""The arm's randomized material colours stay at least this bright in every channel, so no arm pixel
+is ever taken for the key."""
 TRAIN_SATURATION = 0.75
 """Bench colours drawn over the whole range (``RandomizationConfig.recolor_prob``) have at most this
 HSV saturation; the held-out wall colours (``robustness``) lie above ``HELD_OUT_SATURATION``."""
@@ -141,7 +144,7 @@ class DomainParams:
     pool_xmat: jax.Array
     """(npool, 3, 3) their rotations."""
     background_gain: jax.Array
-    """(3,) per-channel gain of the green-screen background (``background.composite``)."""
+    """(3,) per-channel gain of the green-screen background (``render.composite_background``)."""
     background_bias: jax.Array
     """() offset added to it, 0..255 levels."""
     background_shift: jax.Array
@@ -410,6 +413,15 @@ def _sample_distractors(key: jax.Array, p: DomainParams, scene: Scene, s: Domain
         geom_matid=p.geom_matid.at[pool].set(materials),
         pool_xpos=p.pool_xpos.at[1:].set(pool_xpos),
         pool_xmat=p.pool_xmat.at[1:].set(jnp.concatenate(xmat)),
+    )
+
+
+def key_bench(p: DomainParams, scene: Scene) -> DomainParams:
+    """``p`` with the table, floor and wall in ``KEY_RGB``, untextured (green-screen mode)."""
+    surfaces = jnp.asarray(scene.coloured_geoms)
+    return p.replace(
+        geom_rgba=p.geom_rgba.at[surfaces, :3].set(jnp.asarray(KEY_RGB, jnp.float32)),
+        geom_matid=p.geom_matid.at[surfaces].set(-1),
     )
 
 

@@ -18,6 +18,8 @@ import warp
 from mujoco import mjx
 from mujoco.mjx.warp import render_context as warp_render_context
 
+from mjx_reach.config import ConfigError
+
 warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)  # no "Module ... load" line per kernel
 
 # Shading terms the reach scene does not need; dropping them is ~25% faster on CPU (BENCHMARKS.md).
@@ -83,3 +85,46 @@ def add_pixel_noise(image: jax.Array, key: jax.Array, std: float) -> jax.Array:
     half_width = std * np.sqrt(3.0)
     noisy = image.astype(jnp.float32) + jax.random.uniform(key, image.shape, minval=-half_width, maxval=half_width)
     return jnp.clip(jnp.round(noisy), 0, 255).astype(jnp.uint8)
+
+
+def composite_background(
+    image: jax.Array,
+    backgrounds: jax.Array,
+    gain: jax.Array,
+    bias: jax.Array,
+    shift: jax.Array,
+    channels_per_camera: int,
+) -> jax.Array:
+    """A rendered policy image (H, W, C) uint8 with its key pixels (red and blue exactly 0: the bench
+    keyed in ``randomize.KEY_RGB``, or nothing hit) replaced by ``backgrounds`` (ncam, H, W, 3) uint8,
+    each camera's RGB at channels ``k * channels_per_camera`` .. +3. The background is jittered:
+    rolled by ``shift`` (2,) int pixels (rows, columns), times ``gain`` (3,), plus ``bias`` levels."""
+    planes = []
+    for k, bg in enumerate(backgrounds):
+        first = k * channels_per_camera
+        rgb = image[..., first : first + 3]
+        shifted = jnp.roll(bg, (shift[0], shift[1]), axis=(0, 1)).astype(jnp.float32)
+        jittered = jnp.clip(jnp.round(shifted * gain + bias), 0, 255).astype(jnp.uint8)
+        key = (rgb[..., 0] == 0) & (rgb[..., 2] == 0)
+        planes += [jnp.where(key[..., None], jittered, rgb), image[..., first + 3 : first + channels_per_camera]]
+    return jnp.concatenate(planes, axis=-1)
+
+
+def load_backgrounds(paths: tuple[str, ...], image_hw: tuple[int, int]) -> np.ndarray:
+    """The green-screen backgrounds (ncam, H, W, 3) uint8 of ``env.backgrounds``; a file that does
+    not load or has another size than the policy image is a one-line ``ConfigError``."""
+    import imageio.v3 as iio
+
+    images = []
+    for path in paths:
+        try:
+            image = np.asarray(iio.imread(path))[..., :3]
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"env.backgrounds: cannot read {path} ({type(e).__name__}: {e})") from None
+        if image.shape[:2] != tuple(image_hw):
+            raise ConfigError(
+                f"env.backgrounds: {path} is {image.shape[1]}x{image.shape[0]} pixels, the policy image "
+                f"{image_hw[1]}x{image_hw[0]}"
+            )
+        images.append(image.astype(np.uint8))
+    return np.stack(images)

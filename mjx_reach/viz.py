@@ -1,7 +1,9 @@
-"""A PNG of what the policy sees: a grid of randomized policy-camera frames beside a larger
-third-person view (goal marker in red) of the first world.
+"""PNGs of what the policy sees: a grid of randomized policy-camera frames beside a larger
+third-person view (goal marker in red) of the first world; or, with ``--benches``, one episode's
+first frame on the plain bench and on each held-out bench (``robustness``), labelled.
 
     python -m mjx_reach.viz --out dr_grid.png --num-envs 16
+    python -m mjx_reach.viz --benches --out held_out_benches.png
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import jax
 import numpy as np
 
 from mjx_reach import config as config_lib
+from mjx_reach import robustness
 from mjx_reach.env import ReachEnv
 
 
@@ -52,15 +55,51 @@ def grid_figure(policy: np.ndarray, overview: np.ndarray, scale: int = 2) -> np.
     return canvas
 
 
+def bench_frames(cfg: config_lib.Config, seed: int) -> dict[str, np.ndarray]:
+    """The first policy frame (H, W, 3) of one episode (the same start everywhere) on the plain bench
+    and on each held-out bench, by name."""
+    env = ReachEnv(cfg, 1)
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    keys = jax.random.split(jax.random.key(seed), 1)
+    return {
+        name: np.asarray(reset(keys, spec).obs["image"][0, ..., :3])
+        for name, spec in robustness.benches(cfg.randomization).items()
+    }
+
+
+def bench_figure(frames: dict[str, np.ndarray], path: str, cols: int = 4) -> None:
+    """``frames`` in a grid, each titled with its bench's name, written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(frames) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (name, image) in zip(axes.ravel(), frames.items()):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="dr_grid.png", help="output PNG path")
     parser.add_argument("--num-envs", type=int, default=16, help="randomized worlds in the grid")
     parser.add_argument("--preset", default="default", help=f"config preset ({', '.join(config_lib.PRESETS)})")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--benches", action="store_true", help="draw the plain and held-out benches instead")
     args = parser.parse_args()
-    policy, overview = frames(config_lib.preset(args.preset), args.num_envs, args.seed)
-    iio.imwrite(args.out, grid_figure(policy, overview))
+    cfg = config_lib.preset(args.preset)
+    if args.benches:
+        bench_figure(bench_frames(cfg, args.seed), args.out)
+    else:
+        policy, overview = frames(cfg, args.num_envs, args.seed)
+        iio.imwrite(args.out, grid_figure(policy, overview))
     print(f"wrote {args.out}")
 
 

@@ -83,7 +83,7 @@ class EnvHandle:
 def _fresh_render_fn(env: ReachEnv) -> Callable:
     def one(data: mjx.Data, domain: randomize.DomainParams, qpos: jax.Array) -> jax.Array:
         data = mjx.kinematics(env.mx, data.replace(qpos=qpos))
-        m, data = randomize.apply(env.mx, data, domain)
+        m, data = randomize.apply(env.mx, data, domain, env.scene)
         image, _ = env.camera.render(m, data)
         return image
 

@@ -56,7 +56,9 @@ def scenes():
     def renderer(hw, fovy=None, params=nominal):
         cam = render.Camera(mjm, 1, sc.policy_cameras, hw, scene_lib.POLICY_GROUPS)
         fovys = params.cam_fovy if fovy is None else params.cam_fovy.at[sc.policy_cameras[0]].set(fovy)
-        return jax.jit(jax.vmap(lambda d: cam.render(*randomize.apply(env.mx, d, params.replace(cam_fovy=fovys)))[0]))
+        return jax.jit(
+            jax.vmap(lambda d: cam.render(*randomize.apply(env.mx, d, params.replace(cam_fovy=fovys), sc))[0])
+        )
 
     rolled_env = dataclasses.replace(cfg.env, camera=dataclasses.replace(cfg.env.camera, roll_deg=ROLL_DEG))
     rolled_params = nominal.replace(cam_xmat=randomize.nominal(scene_lib.build_scene(rolled_env)).cam_xmat)

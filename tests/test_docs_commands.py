@@ -40,6 +40,7 @@ ARGPARSE_CLIS = {
     "-m deploy",
     "-m mjx_reach.compare",
     "-m mjx_reach.align",
+    "-m mjx_reach.background",
     "-m mjx_reach.viz",
     *(f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.py")),
 }

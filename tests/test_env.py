@@ -302,7 +302,7 @@ def test_randomization_changes_image_and_is_reproducible(dr_env, dr_reset):
     keys = jax.random.split(jax.random.key(123), n)
     keys = keys.at[n - 1].set(keys[0])  # the last world repeats the first key
     base = randomize.nominal(env.scene)
-    domains = jax.vmap(lambda k: randomize.sample(k, base, env.scene, env.dr_cfg))(keys)
+    domains = jax.vmap(lambda k: randomize.sample(k, base, env.scene, env.dr_cfg, env.spec))(keys)
     images = np.asarray(dr_env.render(first.data, domains, first.data.qpos))
     for i in range(n - 1):
         for j in range(i + 1, n - 1):
