@@ -35,8 +35,6 @@ _TABLE_REGIONS = np.array([[-0.20, 0.30, 0.90, 0.70], [0.78, -0.65, 0.90, 0.30],
 """(x_low, y_low, x_high, y_high) of the table areas where distractor objects stand, metres: behind
 the workspace box and to either side of it, never between the policy camera and the arm's path."""
 _TABLE_REGION_WEIGHTS = np.array([0.6, 0.25, 0.15])
-_TABLE_END_Y = 0.75
-"""The table's far edge (world y), metres: a person stands beyond it."""
 
 
 @struct.dataclass
@@ -288,131 +286,145 @@ def _yaw_xmat(yaw: jax.Array) -> jax.Array:
     return jnp.stack([jnp.stack([c, -s, zero], -1), jnp.stack([s, c, zero], -1), jnp.stack([zero, zero, one], -1)], -2)
 
 
-def _sample_distractors(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) -> DomainParams:
-    """Sizes, poses, colours and visibility of the distractor pool (``scene.OBJECTS`` ... ``HELD_OUT_PERSON``)."""
-    ks = iter(jax.random.split(key, 32))
-    wall_front = p.pool_xpos[0, 1] - scene_lib.WALL_HALF_THICKNESS_M
-    pos, size, xmat, rgb, shown = [], [], [], [], []
+class _Pool:
+    """The distractor pool's rows being drawn, in ``Scene.posed_geoms[1:]`` order."""
 
-    def add(n, size_, z, yaw, colour, visible, xy=None, rot=None):
-        xy = _table_spots(next(ks), n) if xy is None else xy
-        pos.append(jnp.concatenate([xy, z[:, None]], axis=1))
-        size.append(size_)
-        xmat.append(_yaw_xmat(yaw) if rot is None else rot)
-        rgb.append(colour)
-        shown.append(visible)
+    def __init__(self):
+        self.pos, self.size, self.xmat, self.rgb, self.shown = [], [], [], [], []
 
-    # Training objects standing on the table: two boxes (half sizes), two cylinders (radius, half
-    # height), a sphere (radius) and a thin panel standing on its edge.
-    boxes = _uniform(next(ks), (2, 3), jnp.array([0.02, 0.02, 0.02]), jnp.array([0.08, 0.08, 0.12]))
-    cylinders = _uniform(next(ks), (2, 2), jnp.array([0.02, 0.03]), jnp.array([0.06, 0.12]))
-    sphere = _uniform(next(ks), (), 0.02, 0.07)
-    panel = _uniform(next(ks), (2,), 0.05, 0.15)
-    dims = jnp.concatenate(
+    def add(self, xy, z, size, xmat, colour, shown) -> None:
+        """Geoms at ``xy`` (n, 2), ``z`` (n,) metres, ``size`` (n, 3), rotation ``xmat`` (n, 3, 3),
+        ``colour`` (n, 3), shown where ``shown`` (n,)."""
+        self.pos.append(jnp.concatenate([xy, z[:, None]], axis=1))
+        self.size.append(size)
+        self.xmat.append(xmat)
+        self.rgb.append(colour)
+        self.shown.append(shown)
+
+
+def _objects(key: jax.Array, pool: _Pool, s: DomainSpec) -> None:
+    """Training's objects standing on the table, two boxes (half sizes), two cylinders (radius, half
+    height), a sphere (radius) and a thin panel on its edge, each shown with ``object_prob``; then
+    the held-out ones, two upright capsules (radius, half length) and two ellipsoids, shown together
+    with ``held_out_objects``."""
+    ks = jax.random.split(key, 14)
+    boxes = _uniform(ks[0], (2, 3), jnp.array([0.02, 0.02, 0.02]), jnp.array([0.08, 0.08, 0.12]))
+    cylinders = _uniform(ks[1], (2, 2), jnp.array([0.02, 0.03]), jnp.array([0.06, 0.12]))
+    sphere = _uniform(ks[2], (), 0.02, 0.07)
+    panel = _uniform(ks[3], (2,), 0.05, 0.15)
+    size = jnp.concatenate(
         [
             boxes,
             jnp.pad(cylinders, ((0, 0), (0, 1))),
             jnp.array([[sphere, 0.0, 0.0], [panel[0], scene_lib.POSTER_HALF_THICKNESS_M, panel[1]]]),
         ]
     )
-    add(
-        6,
-        dims,
+    pool.add(
+        _table_spots(ks[4], 6),
         jnp.concatenate([boxes[:, 2], cylinders[:, 1], jnp.stack([sphere, panel[1]])]),
-        _uniform(next(ks), (6,), 0.0, np.pi),
-        _hsv_colours(next(ks), 6, (0.0, 1.0), (0.1, 1.0)),
-        jax.random.bernoulli(next(ks), s.object_prob, (6,)),
+        size,
+        _yaw_xmat(_uniform(ks[5], (6,), 0.0, np.pi)),
+        _hsv_colours(ks[6], 6, (0.0, 1.0), (0.1, 1.0)),
+        jax.random.bernoulli(ks[7], s.object_prob, (6,)),
     )
-    # Held-out objects: two upright capsules (radius, half length), two ellipsoids.
-    radius = _uniform(next(ks), (2,), 0.02, 0.04)
-    half_length = _uniform(next(ks), (2,), 0.03, 0.10)
-    axes = _uniform(next(ks), (2, 3), 0.03, 0.08)
-    held_dims = jnp.concatenate([jnp.stack([radius, half_length, jnp.zeros(2)], 1), axes])
-    add(
-        4,
-        held_dims,
+    radius = _uniform(ks[8], (2,), 0.02, 0.04)
+    half_length = _uniform(ks[9], (2,), 0.03, 0.10)
+    axes = _uniform(ks[10], (2, 3), 0.03, 0.08)
+    pool.add(
+        _table_spots(ks[11], 4),
         jnp.concatenate([radius + half_length, axes[:, 2]]),
-        _uniform(next(ks), (4,), 0.0, np.pi),
-        _hsv_colours(next(ks), 4, (0.0, 1.0), (0.1, 1.0)),
+        jnp.concatenate([jnp.stack([radius, half_length, jnp.zeros(2)], 1), axes]),
+        _yaw_xmat(_uniform(ks[12], (4,), 0.0, np.pi)),
+        _hsv_colours(ks[13], 4, (0.0, 1.0), (0.1, 1.0)),
         jnp.broadcast_to(s.held_out_objects, (4,)),
     )
-    # Posters on the wall's face: training patterns; with held_out_poster, poster 0 is a large
-    # held-out pattern right behind the arm.
-    poster_xz = _uniform(next(ks), (2, 2), jnp.array([-0.3, 0.0]), jnp.array([1.2, 1.0]))
-    poster_half = _uniform(next(ks), (2, 2), 0.10, jnp.array([0.40, 0.35]))
-    held_xz = _uniform(next(ks), (2,), jnp.array([0.15, 0.15]), jnp.array([0.65, 0.5]))
-    held_half = _uniform(next(ks), (2,), jnp.array([0.25, 0.2]), jnp.array([0.4, 0.3]))
-    poster_xz = poster_xz.at[0].set(jnp.where(s.held_out_poster, held_xz, poster_xz[0]))
-    poster_half = poster_half.at[0].set(jnp.where(s.held_out_poster, held_half, poster_half[0]))
-    poster_y = wall_front - scene_lib.POSTER_HALF_THICKNESS_M - 0.001
-    wall_xmat = jnp.broadcast_to(p.pool_xmat[0], (2, 3, 3))
-    poster_shown = (
-        jax.random.bernoulli(next(ks), s.poster_prob, (2,))
-        .at[0]
-        .set(s.held_out_poster | jax.random.bernoulli(next(ks), s.poster_prob))
+
+
+def _posters(key: jax.Array, pool: _Pool, s: DomainSpec, scene: Scene, wall_front, wall_xmat) -> jax.Array:
+    """Two posters on the wall's face (``wall_front``: its world y), training patterns, each shown
+    with ``poster_prob``; with ``held_out_poster``, poster 0 is a large held-out pattern right
+    behind the arm. Returns their materials (2,)."""
+    ks = jax.random.split(key, 10)
+    xz = _uniform(ks[0], (2, 2), jnp.array([-0.3, 0.0]), jnp.array([1.2, 1.0]))
+    half = _uniform(ks[1], (2, 2), 0.10, jnp.array([0.40, 0.35]))
+    material = _pick(ks[2], scene.train_materials, (2,))
+    shown = jax.random.bernoulli(ks[3], s.poster_prob, (2,))
+    held = s.held_out_poster
+    xz = xz.at[0].set(jnp.where(held, _uniform(ks[4], (2,), jnp.array([0.15, 0.15]), jnp.array([0.65, 0.5])), xz[0]))
+    half = half.at[0].set(
+        jnp.where(held, _uniform(ks[5], (2,), jnp.array([0.25, 0.2]), jnp.array([0.4, 0.3])), half[0])
     )
-    poster_material = _pick(next(ks), scene.train_materials, (2,))
-    poster_material = poster_material.at[0].set(
-        jnp.where(s.held_out_poster, _pick(next(ks), scene.held_out_materials), poster_material[0])
+    material = material.at[0].set(jnp.where(held, _pick(ks[6], scene.held_out_materials), material[0]))
+    pool.add(
+        jnp.stack([xz[:, 0], jnp.full((2,), wall_front - scene_lib.POSTER_HALF_THICKNESS_M - 0.001)], axis=1),
+        xz[:, 1],
+        jnp.concatenate([half, jnp.full((2, 1), scene_lib.POSTER_HALF_THICKNESS_M)], axis=1),
+        jnp.broadcast_to(wall_xmat, (2, 3, 3)),
+        _hsv_colours(ks[7], 2, (0.0, 0.5), (0.6, 1.0)),
+        shown.at[0].set(shown[0] | held),
     )
-    add(
-        2,
-        jnp.concatenate([poster_half, jnp.full((2, 1), scene_lib.POSTER_HALF_THICKNESS_M)], axis=1),
-        poster_xz[:, 1],
-        None,
-        _hsv_colours(next(ks), 2, (0.0, 0.5), (0.6, 1.0)),
-        poster_shown,
-        xy=jnp.stack([poster_xz[:, 0], jnp.full((2,), poster_y)], axis=1),
-        rot=wall_xmat,
+    return material
+
+
+def _people(key: jax.Array, pool: _Pool, s: DomainSpec, wall_front) -> None:
+    """A person-sized figure standing on the floor between the table and the wall, where there is
+    room: training's of boxes (body, head), shown with ``person_prob``; the held-out one a capsule
+    and a sphere, dark, right behind the arm, shown with ``held_out_person``."""
+    ks = jax.random.split(key, 7)
+    room = wall_front > scene_lib.TABLE_END_Y_M + 0.23
+    y = _uniform(
+        ks[0], (2,), scene_lib.TABLE_END_Y_M + 0.11, jnp.maximum(wall_front - 0.12, scene_lib.TABLE_END_Y_M + 0.11)
     )
-    # A person-sized figure between the table and the wall (where there is room): training's of
-    # boxes, the held-out one a capsule and a sphere, dark.
-    room = wall_front > _TABLE_END_Y + 0.23
-    person_x = _uniform(next(ks), (2,), -0.6, 1.4)
-    person_x = person_x.at[1].set(jnp.where(s.held_out_person, _uniform(next(ks), (), 0.0, 0.9), person_x[1]))
-    person_y = _uniform(next(ks), (2,), _TABLE_END_Y + 0.11, jnp.maximum(wall_front - 0.12, _TABLE_END_Y + 0.11))
-    body = _uniform(next(ks), (3,), jnp.array([0.17, 0.10, 0.72]), jnp.array([0.25, 0.14, 0.85]))
-    floor_z = -0.75
-    person_colour = _hsv_colours(next(ks), 1, (0.0, 1.0), (0.05, 0.7))[0]
-    dark = _hsv_colours(next(ks), 1, (0.0, 0.5), (0.03, 0.2))[0]
-    visible = room & jax.random.bernoulli(next(ks), s.person_prob)
-    body_top = floor_z + 2 * body[2]
-    add(
-        2,
+    x = _uniform(ks[1], (), -0.6, 1.4)
+    floor = scene_lib.FLOOR_TOP_Z_M
+    body = _uniform(ks[2], (3,), jnp.array([0.17, 0.10, 0.72]), jnp.array([0.25, 0.14, 0.85]))
+    colour = _hsv_colours(ks[3], 1, (0.0, 1.0), (0.05, 0.7))[0]
+    shown = room & jax.random.bernoulli(ks[4], s.person_prob)
+    pool.add(
+        jnp.stack([jnp.full(2, x), jnp.full(2, y[0])], axis=1),
+        jnp.stack([floor + body[2], floor + 2 * body[2] + 0.11]),
         jnp.stack([body, jnp.array([0.09, 0.10, 0.11])]),
-        jnp.stack([floor_z + body[2], body_top + 0.11]),
-        jnp.zeros(2),
-        jnp.stack([person_colour, person_colour]),
-        jnp.stack([visible, visible]),
-        xy=jnp.stack([jnp.full(2, person_x[0]), jnp.full(2, person_y[0])], axis=1),
+        _yaw_xmat(jnp.zeros(2)),
+        jnp.stack([colour, colour]),
+        jnp.stack([shown, shown]),
     )
-    capsule = jnp.array([0.2, 0.55, 0.0])
-    held_top = floor_z + 2 * (capsule[0] + capsule[1])
-    held_visible = room & s.held_out_person
-    add(
-        2,
-        jnp.stack([capsule, jnp.array([0.11, 0.0, 0.0])]),
-        jnp.stack([floor_z + capsule[0] + capsule[1], held_top + 0.11]),
-        jnp.zeros(2),
+    radius, half_length = 0.2, 0.55
+    dark = _hsv_colours(ks[5], 1, (0.0, 0.5), (0.03, 0.2))[0]
+    held_x = _uniform(ks[6], (), 0.0, 0.9)
+    held = room & s.held_out_person
+    pool.add(
+        jnp.stack([jnp.full(2, held_x), jnp.full(2, y[1])], axis=1),
+        jnp.array([floor + radius + half_length, floor + 2 * (radius + half_length) + 0.11]),
+        jnp.array([[radius, half_length, 0.0], [0.11, 0.0, 0.0]]),
+        _yaw_xmat(jnp.zeros(2)),
         jnp.stack([dark, dark]),
-        jnp.stack([held_visible, held_visible]),
-        xy=jnp.stack([jnp.full(2, person_x[1]), jnp.full(2, person_y[1])], axis=1),
+        jnp.stack([held, held]),
     )
 
-    pool = jnp.asarray(scene.posed_geoms[1:])
-    shown = jnp.concatenate(shown)
-    hidden = jnp.asarray(scene_lib.HIDDEN_POS, jnp.float32)
-    pool_xpos = jnp.where(shown[:, None], jnp.concatenate(pos), hidden)
-    materials = jnp.full(len(scene.posed_geoms) - 1, -1, jnp.int32)
-    first_poster = len(scene.objects) + len(scene.held_out_objects)
-    materials = materials.at[first_poster : first_poster + 2].set(poster_material)
-    rgba = jnp.concatenate([jnp.concatenate(rgb), jnp.ones((len(pool), 1))], axis=1)
+
+def _sample_distractors(key: jax.Array, p: DomainParams, scene: Scene, s: DomainSpec) -> DomainParams:
+    """Sizes, poses, colours and visibility of the distractor pool (``scene.OBJECTS`` ...
+    ``HELD_OUT_PERSON``), hidden below the floor where not shown."""
+    k_objects, k_posters, k_people = jax.random.split(key, 3)
+    wall_front = p.pool_xpos[0, 1] - scene_lib.WALL_HALF_THICKNESS_M
+    pool = _Pool()
+    _objects(k_objects, pool, s)
+    poster_material = _posters(k_posters, pool, s, scene, wall_front, p.pool_xmat[0])
+    _people(k_people, pool, s, wall_front)
+
+    rows = jnp.asarray(scene.posed_geoms[1:])
+    shown = jnp.concatenate(pool.shown)
+    pool_xpos = jnp.where(shown[:, None], jnp.concatenate(pool.pos), jnp.asarray(scene_lib.HIDDEN_POS, jnp.float32))
+    materials = (
+        jnp.full(len(rows), -1, jnp.int32).at[np.isin(scene.posed_geoms[1:], scene.posters)].set(poster_material)
+    )
+    rgba = jnp.concatenate([jnp.concatenate(pool.rgb), jnp.ones((len(rows), 1))], axis=1)
     return p.replace(
-        geom_size=p.geom_size.at[pool].set(jnp.concatenate(size)),
-        geom_rgba=p.geom_rgba.at[pool].set(rgba),
-        geom_matid=p.geom_matid.at[pool].set(materials),
+        geom_size=p.geom_size.at[rows].set(jnp.concatenate(pool.size)),
+        geom_rgba=p.geom_rgba.at[rows].set(rgba),
+        geom_matid=p.geom_matid.at[rows].set(materials),
         pool_xpos=p.pool_xpos.at[1:].set(pool_xpos),
-        pool_xmat=p.pool_xmat.at[1:].set(jnp.concatenate(xmat)),
+        pool_xmat=p.pool_xmat.at[1:].set(jnp.concatenate(pool.xmat)),
     )
 
 

@@ -41,6 +41,10 @@ BACKGROUND_RGBA = (0.80, 0.80, 0.78, 1.0)
 MARKER_RGBA = (0.95, 0.10, 0.10, 1.0)
 COLOURED_GEOMS = ("table", "floor", "background")
 KEY_LIGHT_DIR = (0.3, 0.4, -1.0)
+TABLE_END_Y_M = 0.75
+"""The table top's far edge (world y), metres (the table spans y ±0.75, its top at z = 0)."""
+FLOOR_TOP_Z_M = -0.75
+"""The floor's top (world z), metres."""
 WALL_QUAT = (np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0)
 """The wall's and posters' orientation: their thin local z axis points at the arm (world -y), so a
 texture spans their faces evenly."""
@@ -143,8 +147,8 @@ def build_spec(env: EnvConfig) -> mujoco.MjSpec:
     world = spec.worldbody
     # (name, half sizes, centre, colour) of the static boxes: table top, floor, plain background, metres.
     boxes = [
-        ("table", [0.6, 0.75, 0.02], [0.35, 0.0, -0.02], [1, 0, 0, 0], TABLE_RGBA),
-        ("floor", [3.0, 3.0, 0.01], [0.0, 0.0, -0.76], [1, 0, 0, 0], FLOOR_RGBA),
+        ("table", [0.6, TABLE_END_Y_M, 0.02], [0.35, 0.0, -0.02], [1, 0, 0, 0], TABLE_RGBA),
+        ("floor", [3.0, 3.0, 0.01], [0.0, 0.0, FLOOR_TOP_Z_M - 0.01], [1, 0, 0, 0], FLOOR_RGBA),
         ("background", [3.0, 2.0, WALL_HALF_THICKNESS_M], [0.3, 1.0, 0.5], list(WALL_QUAT), BACKGROUND_RGBA),
     ]
     for name, size, pos, quat, rgba in boxes:

@@ -1116,6 +1116,21 @@ def test_twin_episodes_all_start_from_the_home_joints(twin_world, twin_model, tm
     assert all(np.max(np.abs(joints - home)) > 0.02 for joints in seen[steps :: steps + 1])  # each left home
 
 
+def test_twin_runs_on_the_cluttered_bench(twin_model, tmp_path):
+    """``python -m deploy ... --twin --twin-bench clutter``: the episodes run on the cluttered twin
+    bench (held-out objects, poster, wall pattern and figure: ``robustness.twin_bench``), whose
+    frames differ from the plain twin's around the arm; an unknown bench is refused by the parser."""
+    for bench in ("plain", "clutter"):
+        args = [str(twin_model), "--twin", "--twin-bench", bench, "--random-goals", "1", "--seed", "3"]
+        args += ["--drift-warn-m", "10", "--drift-stop-m", "10", "--log-dir", str(tmp_path / bench)]
+        assert deploy_main(args + ["--summary-json", str(tmp_path / f"{bench}.json")]) == 0
+        assert json.loads((tmp_path / f"{bench}.json").read_text())["deploy"]["episodes"] == 1
+    first = {b: np.load(next((tmp_path / b).glob("episode_*.npz")))["raw_frames"][0] for b in ("plain", "clutter")}
+    assert np.mean(np.abs(first["plain"].astype(int) - first["clutter"]).max(axis=-1) > 40) > 0.2
+    with pytest.raises(SystemExit):
+        deploy_main([str(twin_model), "--twin", "--twin-bench", "kitchen", "--random-goals", "1"])
+
+
 def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
     from mjx_reach.standins import twin
 

@@ -98,7 +98,7 @@ def test_training_draws_stay_within_their_ranges(scene, training):
     person = _shown(training, scene, scene.person[:1])[:, 0]
     assert 0.1 < person.mean() < 0.3  # person_prob 0.25, only where the wall leaves room
     person_y = training.pool_xpos[person, _rows(scene, scene.person[:1])[0], 1]
-    assert np.all(person_y > randomize._TABLE_END_Y) and np.all(person_y < wall_front[person])
+    assert np.all(person_y > scene_lib.TABLE_END_Y_M) and np.all(person_y < wall_front[person])
 
 
 def test_held_out_families_are_never_drawn_in_training(scene, training):
