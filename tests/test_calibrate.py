@@ -306,7 +306,9 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     assert train.train([*TINY_RUN, "--bench", str(bench), "--out", str(run)]) == 0
     printed = capsys.readouterr().out.splitlines()  # the end-of-run summary, not the eval.json dump
     assert printed[0].startswith("held-out success@2 cm") and printed[1].startswith("misses: oracle ")
-    assert f"run folder: {run}" in printed[3] and printed[4].endswith(f"python export.py {run}")
+    line = {text.split(":")[0]: text for text in printed}
+    assert f"run folder: {run}" in line["run folder"] and line["next"].endswith(f"python export.py {run}")
+    assert line["held-out benches (7, eval.json 'robustness')"].split(": ")[1].startswith("worst ")
     assert len(printed) <= 8 and "{" not in "".join(printed)
     camera = json.loads((run / "config.json").read_text())["env"]["camera"]
     assert camera["roll_deg"] == pytest.approx(out["estimated"]["roll_deg"]) and camera["pos"] == pytest.approx(
