@@ -84,6 +84,12 @@ def overlay(frame: np.ndarray, edge_mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def load_log(path: str | os.PathLike) -> dict:
+    """A ``calibration_log.npz`` (``python -m deploy calibrate``) as a dict of arrays by name."""
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
 def bench_camera(path: str | os.PathLike, index: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The position (3,) m and rotation (3, 3) of camera ``index`` (1-based) of a bench JSON (pos,
     lookat, roll_deg)."""
@@ -129,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from mjx_reach.runs import atomic_write
 
     try:
-        with np.load(args.log) as data:  # calibration_log.npz: arrays by name
-            log = {k: data[k] for k in data.files}
-        images, scores = align(args.bench, log, camera_index=args.camera_index)
+        images, scores = align(args.bench, load_log(args.log), camera_index=args.camera_index)
     except (OSError, KeyError, ValueError, DeployError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

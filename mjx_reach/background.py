@@ -94,6 +94,7 @@ def build(bench_path: str | os.PathLike, image_hw: tuple[int, int]) -> list[path
     that does not load, or a view the arm hid too much of."""
     import imageio.v3 as iio
 
+    from mjx_reach import align
     from mjx_reach.runs import atomic_write
 
     bench_path = pathlib.Path(bench_path)
@@ -105,8 +106,7 @@ def build(bench_path: str | os.PathLike, image_hw: tuple[int, int]) -> list[path
         if not log_path.exists():
             raise ValueError(f"{bench_path}: camera {index} has no calibration log {log_path.name} beside it")
         try:
-            with np.load(log_path) as npz:
-                log = {k: npz[k] for k in npz.files}
+            log = align.load_log(log_path)
             view, coverage = from_log(log, bench_path, index)
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"{log_path}: cannot build the background ({type(e).__name__}: {e})") from None
