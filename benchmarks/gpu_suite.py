@@ -172,6 +172,8 @@ def update_measurements(args, work: pathlib.Path) -> list[dict]:
             str(b),
             "--updates",
             str(args.updates),
+            "--updates-per-call",
+            str(min(args.updates, 20)),
             "--json",
             str(out),
         ]

@@ -24,6 +24,19 @@ def flag_value(argv: list[str], flag: str) -> str | None:
     return None
 
 
+def without_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``argv`` without ``flags`` and their values (``--flag V`` or ``--flag=V``)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        elif not any(arg.startswith(flag + "=") for flag in flags):
+            kept.append(arg)
+    return kept
+
+
 def preset_name(argv: list[str]) -> str:
     """The value of ``--preset`` in ``argv`` (``default`` when absent)."""
     return flag_value(argv, "--preset") or "default"

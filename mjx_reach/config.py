@@ -305,6 +305,26 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    """Processes that train one run together (``mjx_reach.distributed``; docs/scaling.md). The
+    worlds, the replay, each batch, the pretraining images and the held-out episodes are split
+    evenly over all ``processes · hosts`` of them; the gradients are averaged across them."""
+
+    processes: int = 1
+    """Processes per host: one per GPU (each sees only its own), or per group of CPU cores."""
+    hosts: int = 1
+    """Hosts that each run ``processes`` (``train.py --coordinator HOST:PORT --host-rank R``)."""
+    heartbeat_timeout_s: int = 30
+    """A process that sends the coordinator no heartbeat for this long is declared dead and the
+    others end (JAX's coordination service): how long a dead host takes to stop the run."""
+    barrier_timeout_s: int = 900
+    """How long processes wait for each other before a program they run together (one may be
+    compiling, evaluating or checkpointing longer); a process alive but stuck ends the run after it."""
+    stop_grace_s: float = 10.0
+    """After a process on this host fails, the others get SIGTERM, then SIGKILL after this long."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. ``preset(name)`` gives the named starting points."""
 
@@ -314,6 +334,7 @@ class Config:
     agent: AgentConfig = AgentConfig()
     train: TrainConfig = TrainConfig()
     pretrain: PretrainConfig = PretrainConfig()
+    distributed: DistributedConfig = DistributedConfig()
     seed: int = 0
     num_envs: int = 16
     """Parallel environments."""
@@ -388,9 +409,12 @@ REPLAY_BUDGET_BYTES = 16 * 10**9
 networks it keeps a 4096-world run well inside 30 GB of an 80 GB GPU)."""
 PRETRAIN_BUDGET_BYTES = 2 * 10**9
 """Memory of the pretraining image set ``scale_to_num_envs`` sizes for, bytes."""
+STATE_DIM = 20
+"""Width of the critic's privileged state (``env.State.obs['state']``): ee position (3), goal (3),
+joint angles (7), joint velocities (7)."""
 TRANSITION_FLOAT_BYTES = 128
 """Upper bound on a replay transition's non-image bytes (goal, state, action, reward, done:
-109 B at ``STATE_DIM`` 20; ``replay.nbytes`` has the exact figure)."""
+109 B at ``STATE_DIM`` 20; ``memory.replay_bytes`` has the exact figure)."""
 GPU_SIZED_WORLDS = 256
 """From this many worlds on a run is taken to be on a GPU: rolled update scans, long chunks."""
 SAMPLES_PER_ENV_STEP = 4
@@ -475,14 +499,18 @@ def override(
     num_envs: int | None = None,
     seed: int | None = None,
     init_encoder: str | None = None,
+    processes: int | None = None,
+    hosts: int | None = None,
 ) -> Config:
     """``cfg`` with the command lines' shorthand settings (``--total-steps``, ``--num-envs``,
-    ``--seed``, ``--init-encoder``) applied; None keeps ``cfg``'s value."""
-    train = {
-        k: v for k, v in {"total_env_steps": total_env_steps, "init_encoder": init_encoder}.items() if v is not None
+    ``--seed``, ``--init-encoder``, ``--processes``, ``--num-hosts``) applied; None keeps ``cfg``'s
+    value."""
+    given = lambda **fields: {k: v for k, v in fields.items() if v is not None}
+    sections = {
+        "train": given(total_env_steps=total_env_steps, init_encoder=init_encoder),
+        "distributed": given(processes=processes, hosts=hosts),
     }
-    top = {k: v for k, v in {"num_envs": num_envs, "seed": seed}.items() if v is not None}
-    return dataclasses.replace(_with(cfg, train=train), **top)
+    return dataclasses.replace(_with(cfg, **sections), **given(num_envs=num_envs, seed=seed))
 
 
 def with_bench_camera(cfg: Config, bench_path: str | os.PathLike) -> Config:
@@ -692,7 +720,28 @@ def validate(cfg: Config) -> Config:
     _require(pre.learning_rate > 0, "pretrain.learning_rate", f"must be > 0, got {pre.learning_rate}")
     _require(pre.action_noise >= 0, "pretrain.action_noise", f"must be >= 0, got {pre.action_noise}")
     _require(0 < pre.max_step_m <= 0.1, "pretrain.max_step_m", f"must be in (0, 0.1] metres, got {pre.max_step_m}")
+    dist = cfg.distributed
+    for field in ("processes", "hosts", "heartbeat_timeout_s", "barrier_timeout_s"):
+        _require(getattr(dist, field) >= 1, f"distributed.{field}", f"must be >= 1, got {getattr(dist, field)}")
+    _require(dist.stop_grace_s > 0, "distributed.stop_grace_s", f"must be > 0 seconds, got {dist.stop_grace_s}")
+    count = process_count(cfg)
+    for field, value in (
+        ("num_envs", cfg.num_envs),
+        ("train.eval_envs", train.eval_envs),
+        ("agent.batch_size", agent.batch_size),
+        ("pretrain.batch_size", pre.batch_size),
+    ):
+        _require(
+            value % count == 0,
+            field,
+            f"{value} does not split evenly over {count} processes (distributed.processes x distributed.hosts)",
+        )
     return cfg
+
+
+def process_count(cfg: Config) -> int:
+    """Processes of all hosts that train ``cfg`` together."""
+    return cfg.distributed.processes * cfg.distributed.hosts
 
 
 def feature_map_hw(image_hw: tuple[int, int], strides: tuple[int, ...]) -> tuple[int, int]:

@@ -15,14 +15,16 @@ Parameters live in plain pytrees (``nnx.split``) so the update jits and scans.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
 from mjx_reach import networks
-from mjx_reach.config import Config, num_cameras
-from mjx_reach.env import STATE_DIM
+from mjx_reach.config import STATE_DIM, Config, num_cameras
 
 
 def bottleneck_error(encoder: networks.Encoder, ee_pred: jax.Array, ee_true: jax.Array) -> jax.Array:
@@ -121,8 +123,12 @@ class Agent:
         }
         return critic_loss, policy_loss, info
 
-    def update(self, state: AgentState, batch: dict, key: jax.Array) -> tuple[AgentState, dict]:
-        """One gradient step on critic, actor and encoder, then Polyak-average the targets."""
+    def update(
+        self, state: AgentState, batch: dict, key: jax.Array, average: Callable[[Any], Any] = lambda tree: tree
+    ) -> tuple[AgentState, dict]:
+        """One gradient step on critic, actor and encoder, then Polyak-average the targets.
+        ``average`` combines the gradients and the info of the processes that share the update
+        (``distributed.Group.mean``; by default this process alone)."""
         critic_grad = jax.grad(lambda p: self.losses(p, state.target_params, batch, key)[0])(state.params)
         policy_grad, info = jax.grad(lambda p: self.losses(p, state.target_params, batch, key)[1:], has_aux=True)(
             state.params
@@ -130,6 +136,7 @@ class Agent:
         grads = jax.tree_util.tree_map_with_path(
             lambda path, c, p: c if path[0].key == "critic" else p, critic_grad, policy_grad
         )
+        grads, info = average((grads, info))
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         target_params = optax.incremental_update(params, state.target_params, self.cfg.tau)

@@ -43,7 +43,6 @@ from mjx_reach.config import (
     validate,
 )
 
-STATE_DIM = 20
 OVERVIEW_HW = (240, 320)
 _POSE_BANK_SIZE = 256
 _CACHED_WORLDS = 8
@@ -271,9 +270,15 @@ def release_shared() -> None:
 
 @functools.lru_cache(maxsize=_CACHED_WORLDS)
 def _model(world: EnvConfig) -> tuple[scene_lib.Scene, mjx.Model, mjx.Data]:
-    """The scene, its MJX-Warp model and an initial ``Data`` for ``world``."""
+    """The scene, its MJX-Warp model and an initial ``Data`` for ``world``, on this process's first
+    device (MJX's default is the first device of all processes')."""
     scene = scene_lib.build_scene(world)
-    return scene, mjx.put_model(scene.mj_model, impl="warp"), mjx.make_data(scene.mj_model, impl="warp")
+    device = jax.local_devices()[0]
+    return (
+        scene,
+        mjx.put_model(scene.mj_model, impl="warp", device=device),
+        mjx.make_data(scene.mj_model, impl="warp", device=device),
+    )
 
 
 @functools.lru_cache(maxsize=_CACHED_WORLDS)

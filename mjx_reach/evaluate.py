@@ -17,7 +17,7 @@ from flax import nnx
 
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg, randomize
+from mjx_reach import ddpg, distributed, randomize
 from mjx_reach import robustness as robustness_lib
 from mjx_reach.env import ReachEnv
 from mjx_reach.robustness import PLAIN
@@ -74,9 +74,12 @@ def rollout(
     key: jax.Array,
     with_video: bool = False,
     spec: randomize.DomainSpec | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> tuple:
     """One episode in each of ``env.num_envs`` worlds with ``act(params, obs, key) -> (action, ee_pred)``,
-    on the benches ``spec`` draws (default: the env's training benches).
+    on the benches ``spec`` draws (default: the env's training benches). With ``share`` (i, P) the
+    worlds run episodes ``i·N ... (i+1)·N - 1`` of the ``P·N`` that ``key`` starts: process i's share
+    of a held-out evaluation split over P processes, the episodes one process would run alone.
 
     Returns (final metrics dict of (N,) arrays, ee error ``ee_pred - ee`` (T, N, 3) metres, frames or
     None): frames are (T+1, N, H, W, 3) policy images and (T+1, N, 240, 320, 3) overview images when
@@ -84,7 +87,9 @@ def rollout(
     """
     steps = env.env_cfg.episode_steps
     key, k_act = jax.random.split(key)
-    state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, env.num_envs), spec)
+    index, count = share
+    reset_keys = jax.random.split(key, count * env.num_envs)[index * env.num_envs : (index + 1) * env.num_envs]
+    state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, spec)
 
     def frame(s):
         return (s.obs["image"][..., :3], jax.vmap(env.overview_image)(s)) if with_video else None
@@ -115,7 +120,9 @@ class Evaluator:
     plain bench's episodes.
 
     Each rollout is jitted once with the parameters and the bench as arguments, so evaluating during
-    training, and on every bench, does not recompile. The oracle acts on the privileged state, so its
+    training, and on every bench, does not recompile. With several processes (``distributed``) each
+    runs its share of the episodes (``rollout``'s ``share``) and they gather the outcomes: every
+    process gets the result one process would get alone. The oracle acts on the privileged state, so its
     rollout renders nothing (``ReachEnv(images=False)``: same episodes, same physics). Call it with
     the parameters for the result dict:
 
@@ -135,12 +142,22 @@ class Evaluator:
     def __init__(self, cfg: config_lib.Config, act: Act, oracle: Act | None = None):
         self.cfg = cfg
         self.act = act
-        self.env = ReachEnv(cfg, cfg.train.eval_envs)
+        self.group = distributed.current()
+        episodes = self.group.share(cfg.train.eval_envs)
+        self.env = ReachEnv(cfg, episodes)
         self.benches = robustness_lib.benches(cfg.randomization)
-        jit_rollout = lambda env, a: jax.jit(lambda params, key, spec: rollout(env, a, params, key, spec=spec)[:2])
+        share = (self.group.index, self.group.count)
+        jit_rollout = lambda env, a: jax.jit(
+            lambda params, key, spec: rollout(env, a, params, key, spec=spec, share=share)[:2]
+        )
         self._rollouts = {"policy": jit_rollout(self.env, act)}
         if oracle is not None:
-            self._rollouts["oracle"] = jit_rollout(ReachEnv(cfg, cfg.train.eval_envs, images=False), oracle)
+            self._rollouts["oracle"] = jit_rollout(ReachEnv(cfg, episodes, images=False), oracle)
+
+    def _run(self, rollout: str, params: nnx.State | None, bench: str) -> tuple[dict, np.ndarray]:
+        """Final metrics {name: (E,)} and ee errors (T, E, 3) of all E held-out episodes of ``bench``."""
+        final, err = self._rollouts[rollout](params, held_out_key(self.cfg), self.benches[bench])
+        return jax.device_get((self.group.gather(final), self.group.gather(err, axis=1)))
 
     def _outcome(self, final: dict, prefix: str = "") -> dict:
         distance = final["distance"]
@@ -152,7 +169,7 @@ class Evaluator:
 
     def _bench(self, params: nnx.State | None, bench: str) -> dict:
         """The policy's outcome and encoder error on ``bench``'s held-out episodes."""
-        final, err = jax.device_get(self._rollouts["policy"](params, held_out_key(self.cfg), self.benches[bench]))
+        final, err = self._run("policy", params, bench)
         norm = np.linalg.norm(err, axis=-1)
         result = {
             **self._outcome(final),
@@ -168,11 +185,9 @@ class Evaluator:
         return result
 
     def __call__(self, params: nnx.State | None = None, robustness: bool = True) -> dict:
-        result = {"episodes": int(self.env.num_envs), **self._bench(params, PLAIN)}
+        result = {"episodes": int(self.cfg.train.eval_envs), **self._bench(params, PLAIN)}
         if "oracle" in self._rollouts:
-            oracle_final, _ = jax.device_get(
-                self._rollouts["oracle"](params, held_out_key(self.cfg), self.benches[PLAIN])
-            )
+            oracle_final, _ = self._run("oracle", params, PLAIN)
             result |= self._outcome(oracle_final, "oracle_")
         if robustness:
             block = {name: self._bench(params, name) for name in self.benches if name != PLAIN}

@@ -13,6 +13,9 @@ Output folder: ``encoder/`` (orbax; what ``--init-encoder`` takes), ``pretrain.j
 error and the loss curve), and from the CLI ``config.json`` and a short summary on stdout
 (``summary.pretrain_summary``). ``train.py`` runs the same pretraining
 into its run folder when ``train.pretrain_encoder`` is set (the default; not preset ``no-bottleneck``).
+With several processes (``distributed``) each renders its share of both image sets in its own
+worlds, the updates average their gradients over the processes' shares of each batch, and the
+held-out errors are gathered.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import optax
 import tyro
 from flax import nnx
 
-from mjx_reach import cli, ddpg, memory, runs, summary
+from mjx_reach import cli, ddpg, distributed, memory, runs, summary
 from mjx_reach import config as config_lib
 from mjx_reach.env import ReachEnv, State
 from mjx_reach.evaluate import HELD_OUT_OFFSET, error_per_camera_axis
@@ -91,32 +94,35 @@ def make_fit_chunk(
     optimizer: optax.GradientTransformation,
     pcfg: config_lib.PretrainConfig,
     unroll: bool,
+    group: distributed.Group,
 ) -> Callable:
     """Jitted ``chunk(params, opt_state, key, images, ee) -> (params, opt_state, mean loss)``:
     ``pcfg.updates_per_call`` updates of the encoder ``nnx.merge(graphdef, params, consts)`` on
     batches drawn from ``images`` (M, H, W, C) uint8 and ``ee`` (M, 3) metres. The data set is an
-    argument, so it is never compiled into the program as a constant."""
+    argument, so it is never compiled into the program as a constant. Over ``group``: each process
+    draws its share of a batch from its own images (``key`` is its own), the gradients and losses
+    are averaged; all arguments are ``group.replicated``/``group.sharded`` global arrays."""
 
     def update(carry, key, images, ee):
         params, opt_state = carry
-        idx = jax.random.randint(key, (pcfg.batch_size,), 0, images.shape[0])
+        idx = jax.random.randint(key, (group.share(pcfg.batch_size),), 0, images.shape[0])
 
         def loss_fn(p):
             encoder = nnx.merge(graphdef, p, consts)
             return jnp.mean(ddpg.bottleneck_error(encoder, encoder(images[idx]), ee[idx]))
 
-        loss, grads = jax.value_and_grad(loss_fn)(params)
+        loss, grads = group.mean(jax.value_and_grad(loss_fn)(params))
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    @jax.jit
     def chunk(params, opt_state, key, images, ee):
         keys = jax.random.split(key, pcfg.updates_per_call)
         step = lambda carry, k: update(carry, k, images, ee)
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), keys, unroll=unroll)
         return params, opt_state, jnp.mean(losses)
 
-    return chunk
+    R, S = distributed.REPLICATED, distributed.SHARDED
+    return group.spmd(chunk, (R, R, S, S, S), (R, R, R))
 
 
 def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -> dict:
@@ -126,7 +132,7 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
 
     cfg = config_lib.validate(cfg)
     memory.check_pretrain(cfg)
-    pcfg = cfg.pretrain
+    pcfg, group = cfg.pretrain, distributed.current()
     out = pathlib.Path(out)
     target = (out / "encoder").resolve()
     if target.exists():
@@ -134,35 +140,36 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
     out.mkdir(parents=True, exist_ok=True)
 
     data_env = dataclasses.replace(cfg.env, episode_steps=pcfg.episode_steps, max_step_m=pcfg.max_step_m)
-    env = ReachEnv(dataclasses.replace(cfg, env=data_env), cfg.num_envs)
+    env = ReachEnv(dataclasses.replace(cfg, env=data_env), group.share(cfg.num_envs))
     collect_fn = jax.jit(
         lambda k, steps, per_image: collect(env, k, steps, pcfg.action_noise, per_image), static_argnums=(1, 2)
     )
     images, ee = collect_fn(
-        jax.random.PRNGKey(cfg.seed), math.ceil(pcfg.dataset_images / cfg.num_envs), pcfg.domain_per_image
+        group.key(jax.random.PRNGKey(cfg.seed)), math.ceil(pcfg.dataset_images / cfg.num_envs), pcfg.domain_per_image
     )
     held_images, held_ee = collect_fn(
-        jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET), math.ceil(pcfg.eval_images / cfg.num_envs), True
+        group.key(jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET)), math.ceil(pcfg.eval_images / cfg.num_envs), True
     )
 
     encoder = ddpg.Networks(cfg, env.image_shape, rngs=nnx.Rngs(cfg.seed)).encoder
     graphdef, params, consts = nnx.split(encoder, nnx.Param, ...)
     encode = jax.jit(lambda p, x: nnx.merge(graphdef, p, consts)(x))
     optimizer = optax.adam(pcfg.learning_rate)
-    chunk = make_fit_chunk(graphdef, consts, optimizer, pcfg, cfg.train.unroll_updates)
-    opt_state, key, curve = optimizer.init(params), jax.random.PRNGKey(cfg.seed + 1), []
+    chunk = make_fit_chunk(graphdef, consts, optimizer, pcfg, cfg.train.unroll_updates, group)
+    opt_state, key, curve = optimizer.init(params), group.key(jax.random.PRNGKey(cfg.seed + 1)), []
+    data = group.sharded((images, ee))
     calls = math.ceil(pcfg.updates / pcfg.updates_per_call)
     for i in tqdm(range(calls), desc="pretrain", unit="call", disable=not progress):
         key, k = jax.random.split(key)
-        params, opt_state, loss = chunk(params, opt_state, k, images, ee)
+        params, opt_state, loss = group.local(chunk(*group.replicated((params, opt_state)), group.sharded(k), *data))
         curve.append({"updates": (i + 1) * pcfg.updates_per_call, "bottleneck_loss": float(loss)})
         if not math.isfinite(curve[-1]["bottleneck_loss"]):
             raise runs.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
 
-    error_vectors = ee_errors(encode, params, held_images, held_ee)
+    error_vectors = np.asarray(group.gather(jnp.asarray(ee_errors(encode, params, held_images, held_ee))))
     errors = np.linalg.norm(error_vectors, axis=-1)
     result = {
-        "train_images": int(images.shape[0]),
+        "train_images": int(images.shape[0]) * group.count,
         "held_out_images": int(errors.size),
         "updates": calls * pcfg.updates_per_call,
         "held_out_ee_error_median_m": float(np.median(errors)),
@@ -174,8 +181,9 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
         },
         "curve": curve,
     }
-    runs.save_params(target, params)
-    runs.atomic_write(out / "pretrain.json", json.dumps(result, indent=2))
+    runs.save_params(target, group.replicated(params))
+    if group.is_main:
+        runs.atomic_write(out / "pretrain.json", json.dumps(result, indent=2))
     return result
 
 

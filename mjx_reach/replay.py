@@ -41,12 +41,6 @@ class Replay:
     """() int32 rows written so far (saturates at T)."""
 
 
-def rows_for(capacity: int, num_envs: int) -> int:
-    """Rows (vectorised steps) of a buffer of ``capacity`` transitions for ``num_envs`` envs: whole
-    steps, at least 2 (a transition needs its next row)."""
-    return max(2, capacity // num_envs)
-
-
 def create(rows: int, num_envs: int, image_shape: tuple[int, int, int], state_dim: int) -> Replay:
     """An empty buffer of ``rows`` vectorised steps of ``num_envs`` envs."""
     z = lambda *shape, dtype=jnp.float32: jnp.zeros((rows, num_envs, *shape), dtype)
@@ -60,12 +54,6 @@ def create(rows: int, num_envs: int, image_shape: tuple[int, int, int], state_di
         cursor=jnp.zeros((), jnp.int32),
         size=jnp.zeros((), jnp.int32),
     )
-
-
-def nbytes(rows: int, num_envs: int, image_shape: tuple[int, int, int], state_dim: int) -> int:
-    """Bytes a buffer of this shape takes."""
-    h, w, c = image_shape
-    return rows * num_envs * (h * w * c + 4 * (3 + state_dim + 3 + 1) + 1)
 
 
 def add(buf: Replay, obs: dict, action: jax.Array, reward: jax.Array, done: jax.Array) -> Replay:

@@ -149,8 +149,9 @@ class Checkpoints:
                 saved = self.manager.restore(step, args=ocp.args.Composite(train=ocp.args.StandardRestore(target)))
             except Exception as e:  # orbax raises many types for a damaged checkpoint
                 aside = self.directory.parent / "damaged_checkpoints" / str(step)
-                aside.parent.mkdir(exist_ok=True)
-                os.replace(self.directory / str(step), aside)
+                if jax.process_index() == 0:  # the run's other processes fail on it too
+                    aside.parent.mkdir(exist_ok=True)
+                    os.replace(self.directory / str(step), aside)
                 print(
                     f"warning: checkpoint {step} is unreadable ({type(e).__name__}): moved to {aside}, trying an older one",
                     file=sys.stderr,

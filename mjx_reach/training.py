@@ -9,6 +9,11 @@ TensorBoard), checkpoints (orbax, atomic), checks for NaN/inf and for Ctrl-C/SIG
 
 Run folder: ``config.json`` (resolved config), ``checkpoints/`` (orbax), ``metrics.csv``, ``tb/``,
 ``eval.json``, ``eval.mp4``.
+
+With several processes (``distributed``) every process runs this loop on its share of the worlds
+and its replay shard; the updates average their gradients across processes, the chunk's figures
+and the decision to stop are summed across them, the held-out episodes are split and gathered, and
+process 0 alone writes the run folder (orbax writes each process's shard of a checkpoint).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import numpy as np
 from flax import struct
 
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg, memory, replay, runs
-from mjx_reach.env import STATE_DIM, ReachEnv
+from mjx_reach import ddpg, distributed, memory, replay, runs
+from mjx_reach.config import STATE_DIM
+from mjx_reach.distributed import REPLICATED, SHARDED
+from mjx_reach.env import ReachEnv
 from mjx_reach.runs import TrainingError
 
 
@@ -37,31 +44,42 @@ class TrainState:
     env: object
     replay: replay.Replay
     key: jax.Array
+    """This process's key (``distributed.Group.key``)."""
     env_steps: jax.Array
-    """() int32 env steps so far, summed over envs."""
+    """() int32 env steps so far, summed over envs (of all processes)."""
 
 
 class Trainer:
-    """Builds env, agent and replay for ``cfg`` and runs the jitted chunks."""
+    """Builds env, agent and replay for this process's share of ``cfg`` and runs the jitted chunks."""
 
     def __init__(self, cfg: config_lib.Config):
         self.cfg = config_lib.validate(cfg)
-        self.env = ReachEnv(cfg, cfg.num_envs)
+        self.group = distributed.current()
+        self.num_envs = self.group.share(cfg.num_envs)
+        """Worlds of this process."""
+        self.env = ReachEnv(cfg, self.num_envs)
         self.agent = ddpg.Agent(cfg, self.env.image_shape)
-        self.rows = replay.rows_for(cfg.train.replay_capacity, cfg.num_envs)
+        self.rows = memory.replay_rows(cfg.train.replay_capacity, cfg.num_envs)
         self._collect = jax.jit(self._collect_scan, donate_argnums=0)
-        self._learn = jax.jit(self._learn_scan, donate_argnums=0)
+        self._learn = self.group.spmd(
+            self._learn_scan, (REPLICATED, SHARDED, SHARDED), (REPLICATED, REPLICATED), donate_argnums=(0,)
+        )
 
     def init(self) -> TrainState:
         cfg = self.cfg
-        key = jax.random.PRNGKey(cfg.seed)
+        key = self.group.key(jax.random.PRNGKey(cfg.seed))
         key, k_env = jax.random.split(key)
-        env_state = jax.jit(jax.vmap(self.env.reset))(jax.random.split(k_env, cfg.num_envs))
-        agent_state = self.agent.init()
+        env_state = jax.jit(jax.vmap(self.env.reset))(jax.random.split(k_env, self.num_envs))
+        agent_state = self.agent.init()  # parameters from the run seed: the same in every process
         if cfg.train.init_encoder:
             agent_state = self.agent.init(runs.load_encoder(cfg.train.init_encoder, agent_state.params))
-        buf = replay.create(self.rows, cfg.num_envs, self.env.image_shape, STATE_DIM)
+        buf = replay.create(self.rows, self.num_envs, self.env.image_shape, STATE_DIM)
         return TrainState(agent_state, env_state, buf, key, jnp.zeros((), jnp.int32))
+
+    def global_view(self, ts: TrainState) -> TrainState:
+        """``ts`` as global arrays (``distributed.Group``): the agent replicated, the rest (worlds,
+        replay, key) sharded by process; what checkpoints save."""
+        return self.group.sharded(ts.replace(agent=None)).replace(agent=self.group.replicated(ts.agent))
 
     def _collect_step(self, ts: TrainState, _):
         """One vectorised env step with the exploring actor, written to the replay ring."""
@@ -84,32 +102,46 @@ class Trainer:
         return ts.replace(env=env_state, replay=buf, key=key, env_steps=ts.env_steps + cfg.num_envs), metrics
 
     def _update_step(self, carry, key):
+        """One update on this process's share of the batch, drawn from its replay shard, with the
+        gradients averaged over all processes; with several, the parameters' fingerprint after it."""
         agent_state, buf = carry
-        agent_state, info = self.agent.update(agent_state, replay.sample(buf, key, self.cfg.agent.batch_size), key)
+        batch = replay.sample(buf, key, self.group.share(self.cfg.agent.batch_size))
+        agent_state, info = self.agent.update(agent_state, batch, key, average=self.group.mean)
+        if self.group.count > 1:
+            info["fingerprint"] = distributed.fingerprint(agent_state.params)
         return (agent_state, buf), info
 
     def _run_chunk(self, ts: TrainState):
         """``iterations_per_chunk`` env steps, then ``updates_per_iteration`` updates for each of
         them once the replay holds ``learning_starts`` transitions. Collection and learning are two
         scans: XLA:CPU runs convolutions far slower in a computation that also calls the Warp
-        renderer, or inside a rolled loop (BENCHMARKS.md), so learning is its own unrolled scan."""
+        renderer, or inside a rolled loop (BENCHMARKS.md), so learning is its own unrolled scan.
+        The collection figures are summed over all processes."""
         train = self.cfg.train
         ts, metrics = self._collect(ts)
+        metrics = self.group.sum(metrics)
         learning = ts.replay.size * self.cfg.num_envs >= train.learning_starts
         if train.updates_per_iteration and bool(learning):
             key, k_update = jax.random.split(ts.key)
-            agent_state, infos = self._learn(ts.agent, ts.replay, k_update)
-            ts = ts.replace(agent=agent_state, key=key)
-            metrics |= infos
+            agent_state, infos = self._learn(
+                self.group.replicated(ts.agent), self.group.sharded(ts.replay), self.group.sharded(k_update)
+            )
+            ts = ts.replace(agent=self.group.local(agent_state), key=key)
+            metrics |= self.group.local(infos)
         return ts, metrics
 
     def _collect_scan(self, ts: TrainState):
         return jax.lax.scan(self._collect_step, ts, None, length=self.cfg.train.iterations_per_chunk)
 
     def _learn_scan(self, agent_state, buf, key):
+        """The chunk's updates (inside ``Group.spmd``: ``buf`` and ``key`` are this process's);
+        with several processes ``infos['replica_mismatches']`` counts the updates after which the
+        processes' parameters differed."""
         train = self.cfg.train
         keys = jax.random.split(key, train.iterations_per_chunk * train.updates_per_iteration)
         (agent_state, _), infos = jax.lax.scan(self._update_step, (agent_state, buf), keys, unroll=train.unroll_updates)
+        if "fingerprint" in infos:
+            infos["replica_mismatches"] = distributed.mismatches(infos.pop("fingerprint"))
         return agent_state, infos
 
 
@@ -127,6 +159,8 @@ def summarize(metrics: dict) -> dict:
     for k in ("critic_loss", "actor_loss", "bottleneck_loss", "q", "ee_error"):
         if k in m:
             out[k] = float(np.mean(m[k]))
+    if "replica_mismatches" in m:
+        out["replica_mismatches"] = float(m["replica_mismatches"])
     return out
 
 
@@ -174,7 +208,7 @@ def _replay_in_checkpoint(trainer: Trainer) -> bool:
     """Whether checkpoints hold the replay: only up to ``train.replay_in_checkpoint_max_gb`` (a
     bigger one is refilled with fresh env steps after a resume)."""
     cfg = trainer.cfg
-    size_gb = replay.nbytes(trainer.rows, cfg.num_envs, trainer.env.image_shape, STATE_DIM) / 1e9
+    size_gb = memory.replay_bytes(trainer.rows, cfg.num_envs, trainer.env.image_shape) / 1e9
     return size_gb <= cfg.train.replay_in_checkpoint_max_gb
 
 
@@ -184,13 +218,13 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     continues from its last checkpoint under its saved config, except ``train.total_env_steps``,
     which ``cfg`` sets (so a resume can extend a run). Stops early once held-out success reaches
     ``train.target_success`` when ``train.stop_at_target``. Raises ``TrainingError`` with a one-line
-    message on failure."""
-    from tensorboardX import SummaryWriter
+    message on failure. Every process of a run (``distributed``) calls it; process 0 writes."""
     from tqdm import tqdm  # host-only dependency
 
     from mjx_reach import evaluate
 
     out = pathlib.Path(out)
+    group = distributed.current()
     if resume:
         total = cfg.train.total_env_steps
         cfg = runs.read_config(out, "--resume: ")
@@ -203,11 +237,12 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         from mjx_reach import pretrain
 
         if not (out / "encoder").exists():  # else: a pretraining that finished before an interruption
-            pretrain.pretrain(cfg, out, progress=progress)
+            pretrain.pretrain(cfg, out, progress=progress and group.is_main)
         cfg = dataclasses.replace(
             cfg, train=dataclasses.replace(cfg.train, init_encoder=str((out / "encoder").resolve()))
         )
-    runs.write_config(out, cfg)
+    if group.is_main:
+        runs.write_config(out, cfg)
 
     trainer = Trainer(cfg)
     ts = trainer.init()
@@ -215,30 +250,34 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     keep_replay = _replay_in_checkpoint(trainer)
 
     def saved(ts: TrainState) -> TrainState:
-        return ts if keep_replay else ts.replace(replay=None)
+        return trainer.global_view(ts if keep_replay else ts.replace(replay=None))
 
     if resume:
-        restored = checkpoints.restore_latest(saved(ts))
+        restored = group.local(checkpoints.restore_latest(saved(ts)))
         ts = restored if keep_replay else restored.replace(replay=ts.replay)
 
     evaluator = evaluate.Evaluator(
         cfg, evaluate.agent_policy(trainer.agent), oracle=evaluate.oracle_policy(trainer.agent)
     )
-    metrics_log = runs.MetricsLog(out, resume_from_step=int(ts.env_steps) if resume else None)
-    wall_offset = metrics_log.wall_s
-    writer = SummaryWriter(str(out / "tb"))
+    log = _RunLog(out, resume_from_step=int(ts.env_steps) if resume else None) if group.is_main else None
     stop = {"signal": None}
     handlers = {sig: signal.signal(sig, lambda s, _f: stop.update(signal=s)) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def save(ts):
-        checkpoints.save(int(ts.env_steps), saved(ts), ts.agent.params)
+        checkpoints.save(int(ts.env_steps), saved(ts), group.replicated(ts.agent.params))
 
     total = cfg.train.total_env_steps
     per_chunk = cfg.num_envs * cfg.train.iterations_per_chunk
-    bar = tqdm(total=total, initial=int(ts.env_steps), unit="step", disable=not progress, dynamic_ncols=True)
-    chunk, run_start, last_eval, reached = 0, time.perf_counter(), None, False
+    bar = tqdm(
+        total=total,
+        initial=int(ts.env_steps),
+        unit="step",
+        disable=not (progress and group.is_main),
+        dynamic_ncols=True,
+    )
+    chunk, run_start, last_eval, reached, stopping = 0, time.perf_counter(), None, False, False
     try:
-        while int(ts.env_steps) < total and stop["signal"] is None and not reached:
+        while int(ts.env_steps) < total and not stopping and not reached:
             start = time.perf_counter()
             ts, metrics = trainer._run_chunk(ts)
             summary = summarize(metrics)
@@ -249,6 +288,11 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
                 raise TrainingError(
                     f"non-finite {', '.join(bad)} at env step {env_steps}: stopped; the last good checkpoint is kept in {checkpoints.directory}"
                 )
+            if summary.get("replica_mismatches"):
+                raise TrainingError(
+                    f"the processes' parameters differ after an update of the chunk ending at env step {env_steps}: stopped; "
+                    f"the last good checkpoint is kept in {checkpoints.directory}"
+                )
             summary |= {"env_steps": env_steps, "env_steps_per_s": per_chunk / elapsed}
             final = env_steps >= total
             if final or (env_steps // per_chunk) % cfg.train.eval_every_chunks == 0:
@@ -257,34 +301,56 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
                 }
                 summary |= {column: last_eval[field] for column, field in EVAL_COLUMNS.items() if field in last_eval}
                 reached = cfg.train.stop_at_target and last_eval["success_2cm"] >= cfg.train.target_success
-            summary["wall_s"] = wall_offset + time.perf_counter() - run_start
-            metrics_log.append(summary)
-            for k, v in summary.items():
-                writer.add_scalar(k, v, env_steps)
+            if log is not None:
+                summary["wall_s"] = log.wall_offset + time.perf_counter() - run_start
+                log.append(summary, env_steps)
             bar.update(per_chunk)
             bar.set_postfix(progress_postfix(summary, last_eval))
             chunk += 1
+            stopping = group.agree(stop["signal"] is not None)  # every process stops after the same chunk
             if chunk % cfg.train.checkpoint_every_chunks == 0:
                 save(ts)
         save(ts)
     finally:
         bar.close()
-        writer.close()
+        if log is not None:
+            log.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    if stop["signal"] is not None:
+    if stopping:
         raise TrainingError(
-            f"interrupted by signal {stop['signal']}: checkpoint saved at env step {int(ts.env_steps)}; continue with --resume"
+            f"interrupted by signal {stop['signal'] or 'in another process'}: checkpoint saved at env step {int(ts.env_steps)}; "
+            "continue with --resume"
         )
     if last_eval is None or last_eval["env_steps"] != int(ts.env_steps):  # a resume of a finished run
         last_eval = evaluator(ts.agent.params, robustness=wants_robustness(cfg, True)) | {
             "env_steps": int(ts.env_steps)
         }
-    if cfg.train.video_envs > 0:
-        evaluate.write_video(cfg, evaluator.act, ts.agent.params, out / "eval.mp4")
     result = last_eval | {
         "target_success": cfg.train.target_success,
-        "time_to_success_2cm_s": time_to_success(metrics_log.rows, cfg.train.target_success),
+        "time_to_success_2cm_s": time_to_success(log.metrics.rows, cfg.train.target_success) if log else None,
     }
-    runs.atomic_write(out / "eval.json", json.dumps(result, indent=2))
+    if group.is_main:
+        if cfg.train.video_envs > 0:
+            evaluate.write_video(cfg, evaluator.act, ts.agent.params, out / "eval.mp4")
+        runs.atomic_write(out / "eval.json", json.dumps(result, indent=2))
     return result
+
+
+class _RunLog:
+    """Process 0's logs of a run: ``metrics.csv`` and TensorBoard's ``tb/``."""
+
+    def __init__(self, out: pathlib.Path, resume_from_step: int | None):
+        from tensorboardX import SummaryWriter
+
+        self.metrics = runs.MetricsLog(out, resume_from_step=resume_from_step)
+        self.wall_offset = self.metrics.wall_s
+        self.writer = SummaryWriter(str(out / "tb"))
+
+    def append(self, summary: dict, env_steps: int) -> None:
+        self.metrics.append(summary)
+        for k, v in summary.items():
+            self.writer.add_scalar(k, v, env_steps)
+
+    def close(self) -> None:
+        self.writer.close()

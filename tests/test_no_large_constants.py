@@ -15,7 +15,7 @@ from flax import nnx
 from jax.extend.mlir import ir
 
 from mjx_reach import config as config_lib
-from mjx_reach import ddpg, pretrain, replay, training
+from mjx_reach import ddpg, distributed, memory, pretrain, training
 
 LIMIT_BYTES = 1 << 20
 
@@ -51,7 +51,7 @@ def test_pretraining_program_takes_its_data_set_as_an_argument():
     encoder = ddpg.Networks(cfg, shape, rngs=nnx.Rngs(0)).encoder
     graphdef, params, consts = nnx.split(encoder, nnx.Param, ...)
     optimizer = optax.adam(1e-3)
-    chunk = pretrain.make_fit_chunk(graphdef, consts, optimizer, cfg.pretrain, unroll=True)
+    chunk = pretrain.make_fit_chunk(graphdef, consts, optimizer, cfg.pretrain, True, distributed.current())
     lowered = chunk.lower(params, optimizer.init(params), jax.random.PRNGKey(0), images, ee)
     assert images.nbytes > LIMIT_BYTES
     assert max(constant_bytes(lowered)) < LIMIT_BYTES
@@ -66,6 +66,6 @@ def test_training_programs_take_replay_and_state_as_arguments():
     )
     trainer = training.Trainer(cfg)
     ts = jax.eval_shape(trainer.init)
-    assert replay.nbytes(trainer.rows, cfg.num_envs, trainer.env.image_shape, 20) > LIMIT_BYTES
+    assert memory.replay_bytes(trainer.rows, cfg.num_envs, trainer.env.image_shape, 20) > LIMIT_BYTES
     for lowered in (trainer._collect.lower(ts), trainer._learn.lower(ts.agent, ts.replay, jax.random.PRNGKey(0))):
         assert max(constant_bytes(lowered)) < LIMIT_BYTES

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from mjx_reach import cli, memory, replay
+from mjx_reach import cli, memory
 from mjx_reach import config as config_lib
-from mjx_reach.env import STATE_DIM
+from mjx_reach.config import STATE_DIM
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,10 +47,10 @@ def test_scaled_defaults_follow_the_rule(num_envs):
     assert steps_per_world == DEFAULT.train.total_env_steps / DEFAULT.num_envs
     rows = train_cfg.replay_capacity // n
     assert train_cfg.replay_capacity == rows * n and rows >= 2
-    replay_bytes = replay.nbytes(rows, n, config_lib.image_shape(cfg.env), STATE_DIM)
+    replay_bytes = memory.replay_bytes(rows, n, config_lib.image_shape(cfg.env), STATE_DIM)
     assert replay_bytes <= config_lib.REPLAY_BUDGET_BYTES
     assert (
-        replay.nbytes(1, 1, config_lib.image_shape(cfg.env), STATE_DIM)
+        memory.replay_bytes(1, 1, config_lib.image_shape(cfg.env), STATE_DIM)
         <= math.prod(config_lib.image_shape(cfg.env)) + config_lib.TRANSITION_FLOAT_BYTES
     )
     samples_per_env_step = train_cfg.updates_per_iteration * cfg.agent.batch_size / n
