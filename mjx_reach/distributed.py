@@ -150,11 +150,11 @@ class Group:
         out_specs: PyTree,
         donate_argnums: tuple[int, ...] = (),
         check_vma: bool = True,
-    ) -> Collective:
-        """``fn`` jitted over the mesh (a ``Collective``): every process runs it on its block of
-        each argument that ``in_specs`` marks ``SHARDED`` (laid out by ``sharded``: its scalars
-        replicated) and on the whole of each ``REPLICATED`` one; inside, ``mean``,
-        ``jax.lax.psum`` and the like reduce over ``AXIS`` (with one process: ``jax.jit(fn)``). ``check_vma``: JAX checks that what
+    ) -> Callable:
+        """``fn`` jitted over the mesh (a ``Collective``; with one process ``jax.jit(fn)``): every
+        process runs it on its block of each argument that ``in_specs`` marks ``SHARDED`` (laid
+        out by ``sharded``: its scalars replicated) and on the whole of each ``REPLICATED`` one;
+        inside, ``mean``, ``jax.lax.psum`` and the like reduce over ``AXIS``. ``check_vma``: JAX checks that what
         ``out_specs`` calls ``REPLICATED`` is the same in every process (it cannot tell for
         ``all_gather``)."""
 
