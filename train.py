@@ -108,8 +108,7 @@ def join_processes(args: TrainArgs, cfg: config_lib.Config) -> None:
         return
     from mjx_reach import distributed
 
-    dist = cfg.distributed
-    distributed.initialize(args.coordinator, count, args.process_id, dist.heartbeat_timeout_s, dist.barrier_timeout_s)
+    distributed.initialize(args.coordinator, count, args.process_id, cfg.distributed)
 
 
 def train(argv: list[str]) -> int:

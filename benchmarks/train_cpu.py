@@ -28,16 +28,7 @@ preallocation.disable()
 
 import numpy as np
 
-from mjx_reach import cli, compare, runs, training
-
-
-def cpu_model() -> str:
-    """The ``model name`` of the first CPU in /proc/cpuinfo (``unknown`` elsewhere)."""
-    try:
-        lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+from mjx_reach import cli, compare, machine, runs, training
 
 
 def main(argv: list[str]) -> int:
@@ -59,7 +50,7 @@ def main(argv: list[str]) -> int:
     learned_chunks = int(np.isfinite(metrics["critic_loss"]).sum()) if "critic_loss" in metrics else 0
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "device": {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0))},
+        "device": machine.describe(),
         "command": shlex.join([os.path.basename(sys.executable), *sys.argv]),
         "preset": args.preset,
         "wall_s": wall_s,

@@ -23,7 +23,8 @@ processes is compiled before the processes meet at a barrier of JAX's coordinati
 then run (``Collective``): gloo gives a peer only 30 s to join a collective, less than one process
 may spend compiling, evaluating or checkpointing more than another; the barrier waits up to
 ``distributed.barrier_timeout_s`` and then fails naming the late processes, which also catches a
-process that is alive but stuck. With one process there is no mesh program at all: ``spmd`` is a
+process that is alive but stuck. Orbax's reads across processes (a pretrained encoder, a checkpoint
+on ``--resume``) are entered after a barrier too: they synchronise over the same gloo. With one process there is no mesh program at all: ``spmd`` is a
 plain ``jax.jit``, ``Group.mean`` and the views and collectives return their input, there is no
 barrier, and a run draws exactly the keys it drew before there could be several. (JAX's dispatch
 of a ``shard_map`` program's arguments costs tens of ms per call for the agent's few hundred
@@ -45,7 +46,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from mjx_reach.config import ConfigError
+from mjx_reach.config import ConfigError, DistributedConfig
 
 AXIS = "processes"
 REPLICATED = P()
@@ -62,19 +63,21 @@ _barrier_timeout_s = {"value": 0}
 """Set by ``initialize`` (``distributed.barrier_timeout_s``) for ``current``'s group."""
 
 
-def initialize(
-    coordinator: str, count: int, index: int | None, heartbeat_timeout_s: int, barrier_timeout_s: int
-) -> None:
+def initialize(coordinator: str, count: int, index: int | None, timeouts: DistributedConfig) -> None:
     """Join the process group of ``count`` processes as process ``index`` (before any other JAX
-    call), with process 0 serving the coordinator at ``coordinator`` (``HOST:PORT``); with
-    ``coordinator`` ``auto``, JAX detects all three from the cluster (SLURM, Open MPI). Refuses
-    (``ConfigError``) a group of another size or a process that sees more than one device."""
-    _barrier_timeout_s["value"] = barrier_timeout_s
-    timeouts = {"initialization_timeout": INITIALIZATION_TIMEOUT_S, "heartbeat_timeout_seconds": heartbeat_timeout_s}
+    call), with process 0 serving the coordinator at ``coordinator`` (``HOST:PORT``), under the
+    heartbeat and barrier timeouts of ``timeouts``; with ``coordinator`` ``auto``, JAX detects all
+    three from the cluster (SLURM, Open MPI). Refuses (``ConfigError``) a group of another size or a
+    process that sees more than one device."""
+    _barrier_timeout_s["value"] = timeouts.barrier_timeout_s
+    options = {
+        "initialization_timeout": INITIALIZATION_TIMEOUT_S,
+        "heartbeat_timeout_seconds": timeouts.heartbeat_timeout_s,
+    }
     if coordinator == "auto":
-        jax.distributed.initialize(**timeouts)
+        jax.distributed.initialize(**options)
     else:
-        jax.distributed.initialize(coordinator, count, index, **timeouts)
+        jax.distributed.initialize(coordinator, count, index, **options)
     if jax.process_count() != count:
         raise ConfigError(
             f"distributed.processes: the cluster started {jax.process_count()} processes, the config expects {count}"

@@ -135,6 +135,11 @@ class ReachEnv:
         domain = randomize.sample(key, self._nominal, self.scene, self.dr_cfg, self.spec if spec is None else spec)
         return domain if self.backgrounds is None else randomize.key_bench(domain, self.scene)
 
+    def redraw_domain(self, state: State, key: jax.Array) -> State:
+        """``state`` of one world with a freshly drawn domain from its ``spec``: the next step renders
+        in it (a domain per image rather than per episode; the physics is untouched)."""
+        return state.replace(domain=self.sample_domain(key, state.spec))
+
     # --- observation ---------------------------------------------------------------------------
     def _observe(self, data: mjx.Data, domain, goal, key):
         """Forward kinematics, render, and the observation dict; returns (data, obs). Without

@@ -139,13 +139,20 @@ class Evaluator:
       and the worst bench's ``robustness_min_success_2cm`` / ``robustness_min_success_5cm``.
     """
 
-    def __init__(self, cfg: config_lib.Config, act: Act, oracle: Act | None = None):
+    def __init__(
+        self,
+        cfg: config_lib.Config,
+        act: Act,
+        oracle: Act | None = None,
+        benches: dict[str, randomize.DomainSpec] | None = None,
+    ):
         self.cfg = cfg
         self.act = act
         self.group = distributed.current()
         episodes = self.group.share(cfg.train.eval_envs)
         self.env = ReachEnv(cfg, episodes)
-        self.benches = robustness_lib.benches(cfg.randomization)
+        self.benches = robustness_lib.benches(cfg.randomization) if benches is None else benches
+        """{name: bench}: ``plain`` and the held-out benches (default ``robustness.benches``)."""
         share = (self.group.index, self.group.count)
         jit_rollout = lambda env, a: jax.jit(
             lambda params, key, spec: rollout(env, a, params, key, spec=spec, share=share)[:2]
@@ -167,7 +174,7 @@ class Evaluator:
             f"{prefix}mean_final_distance_m": float(np.mean(distance)),
         }
 
-    def _bench(self, params: nnx.State | None, bench: str) -> dict:
+    def bench(self, params: nnx.State | None, bench: str) -> dict:
         """The policy's outcome and encoder error on ``bench``'s held-out episodes."""
         final, err = self._run("policy", params, bench)
         norm = np.linalg.norm(err, axis=-1)
@@ -185,12 +192,12 @@ class Evaluator:
         return result
 
     def __call__(self, params: nnx.State | None = None, robustness: bool = True) -> dict:
-        result = {"episodes": int(self.cfg.train.eval_envs), **self._bench(params, PLAIN)}
+        result = {"episodes": int(self.cfg.train.eval_envs), **self.bench(params, PLAIN)}
         if "oracle" in self._rollouts:
             oracle_final, _ = self._run("oracle", params, PLAIN)
             result |= self._outcome(oracle_final, "oracle_")
         if robustness:
-            block = {name: self._bench(params, name) for name in self.benches if name != PLAIN}
+            block = {name: self.bench(params, name) for name in self.benches if name != PLAIN}
             result["robustness"] = {name: {k: r[k] for k in ROBUSTNESS_FIELDS} for name, r in block.items()}
             for threshold in ("2cm", "5cm"):
                 result[f"robustness_min_success_{threshold}"] = min(r[f"success_{threshold}"] for r in block.values())

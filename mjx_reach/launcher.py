@@ -129,9 +129,7 @@ def start_script_processes(args: argparse.Namespace, argv: list[str]) -> int | N
         return launch(argv, args.processes, 1, 0, None, dist.stop_grace_s)
     from mjx_reach import distributed
 
-    distributed.initialize(
-        args.coordinator, args.processes, args.process_id, dist.heartbeat_timeout_s, dist.barrier_timeout_s
-    )
+    distributed.initialize(args.coordinator, args.processes, args.process_id, dist)
     return None
 
 

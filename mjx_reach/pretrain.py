@@ -65,7 +65,7 @@ def collect(
         obs = (s.obs["image"], s.obs["state"][:, :3])
         k_action, k_domain = jax.random.split(k)
         if domain_per_image:
-            s = s.replace(domain=jax.vmap(env.sample_domain)(jax.random.split(k_domain, env.num_envs)))
+            s = jax.vmap(env.redraw_domain)(s, jax.random.split(k_domain, env.num_envs))
         return jax.vmap(env.step)(s, scripted_action(s, env.env_cfg.max_step_m, noise, k_action)), obs
 
     _, (images, ee) = jax.lax.scan(body, state, jax.random.split(k_steps, steps))

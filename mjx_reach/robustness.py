@@ -52,14 +52,24 @@ def plain(cfg: RandomizationConfig) -> RandomizationConfig:
     )
 
 
+TILT, PAN = 0, 1
+"""Camera axes of ``camera_off``: about the image's horizontal axis (tilt), its vertical one (pan)."""
+
+
+def camera_off(cfg: RandomizationConfig, axis: int, degrees: float) -> randomize.DomainSpec:
+    """The plain bench with the (first) policy camera turned ``degrees`` about its ``axis`` (``TILT``,
+    ``PAN``, 2: roll) off its calibrated pose, either way, and not jittered otherwise (0: exactly the
+    calibrated pose)."""
+    return randomize.spec(plain(cfg)).replace(
+        cam_rot_deg=jnp.zeros((), jnp.float32),
+        cam_rot_offset_deg=jnp.zeros(3, jnp.float32).at[axis].set(degrees),
+    )
+
+
 def benches(cfg: RandomizationConfig) -> dict[str, randomize.DomainSpec]:
     """``plain`` and the held-out benches (module docstring) for a run randomized by ``cfg``."""
     base = randomize.spec(plain(cfg))
     on = jnp.ones((), bool)
-    camera_off = lambda axis: base.replace(
-        cam_rot_deg=jnp.zeros((), jnp.float32),
-        cam_rot_offset_deg=jnp.zeros(3, jnp.float32).at[axis].set(CAMERA_OFF_DEG),
-    )
     return {
         PLAIN: base,
         "objects": base.replace(held_out_objects=on),
@@ -67,8 +77,8 @@ def benches(cfg: RandomizationConfig) -> dict[str, randomize.DomainSpec]:
         "wall_colour": base.replace(held_out_wall_colour=on),
         "wall_pattern": base.replace(held_out_wall_pattern=on),
         "person": base.replace(held_out_person=on),
-        "tilt_1deg": camera_off(0),
-        "pan_1deg": camera_off(1),
+        "tilt_1deg": camera_off(cfg, TILT, CAMERA_OFF_DEG),
+        "pan_1deg": camera_off(cfg, PAN, CAMERA_OFF_DEG),
     }
 
 

@@ -72,6 +72,7 @@ class Trainer:
         env_state = jax.jit(jax.vmap(self.env.reset))(jax.random.split(k_env, self.num_envs))
         agent_state = self.agent.init()  # parameters from the run seed: the same in every process
         if cfg.train.init_encoder:
+            self.group.barrier()  # orbax reads across processes: enter together (distributed's docstring)
             agent_state = self.agent.init(runs.load_encoder(cfg.train.init_encoder, agent_state.params))
         buf = replay.create(self.rows, self.num_envs, self.env.image_shape, STATE_DIM)
         return TrainState(agent_state, env_state, buf, key, jnp.zeros((), jnp.int32))
@@ -90,7 +91,11 @@ class Trainer:
         action = jnp.clip(action + cfg.agent.exploration_std * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
         random_action = jax.random.uniform(k_random, action.shape, minval=-1.0, maxval=1.0)
         action = jnp.where(ts.env_steps < cfg.train.learning_starts, random_action, action)
-        env_state = jax.vmap(self.env.step)(ts.env, action)
+        env_state = ts.env
+        if cfg.train.domain_per_step:
+            key, k_domain = jax.random.split(key)
+            env_state = jax.vmap(self.env.redraw_domain)(env_state, jax.random.split(k_domain, self.num_envs))
+        env_state = jax.vmap(self.env.step)(env_state, action)
         buf = replay.add(ts.replay, obs, action, env_state.reward, env_state.done)
         done = env_state.done
         metrics = {
@@ -253,6 +258,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         return trainer.global_view(ts if keep_replay else ts.replace(replay=None))
 
     if resume:
+        group.barrier()
         restored = group.local(checkpoints.restore_latest(saved(ts)))
         ts = restored if keep_replay else restored.replace(replay=ts.replay)
 

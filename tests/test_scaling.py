@@ -60,6 +60,8 @@ def test_scaled_defaults_follow_the_rule(num_envs):
     assert train_cfg.eval_envs >= 1024
     assert not train_cfg.unroll_updates
     assert train_cfg.iterations_per_chunk * n >= config_lib.CHUNK_ENV_STEPS // 2
+    chunks = math.ceil(train_cfg.total_env_steps / (train_cfg.iterations_per_chunk * n))
+    assert math.ceil(chunks / train_cfg.eval_every_chunks) == config_lib.GPU_EVALUATIONS
     pre = cfg.pretrain
     assert pre.dataset_images % n == 0 and pre.dataset_images > DEFAULT.pretrain.dataset_images
     assert pre.dataset_images * math.prod(config_lib.image_shape(cfg.env)) <= config_lib.PRETRAIN_BUDGET_BYTES

@@ -98,6 +98,27 @@ def tiny_config(total: int) -> config_lib.Config:
     )
 
 
+@pytest.mark.parametrize("per_step", [False, True])
+def test_collection_draws_a_domain_per_episode_or_per_step(per_step):
+    """Within an episode the collected images share one randomized domain, or with
+    ``train.domain_per_step`` each step draws its own (the episode itself goes on)."""
+    cfg = tiny_config(16)
+    cfg = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, iterations_per_chunk=1, domain_per_step=per_step)
+    )
+    trainer = training.Trainer(cfg)
+    ts = trainer.init()
+    before = jax.tree.map(np.asarray, ts.env.domain)
+    goal = np.asarray(ts.env.goal)
+    ts, _ = trainer._collect(ts)
+    assert np.all(np.asarray(ts.env.steps) == 1)
+    np.testing.assert_array_equal(np.asarray(ts.env.goal), goal)
+    for field in ("cam_xpos", "cam_xmat", "light_diffuse"):
+        old, new = getattr(before, field), np.asarray(getattr(ts.env.domain, field))
+        same = np.all(new == old, axis=tuple(range(1, old.ndim)))  # per world
+        assert (not same.any()) if per_step else same.all(), field
+
+
 def test_run_then_resume(tmp_path):
     """A run writes its folder; --resume continues from the checkpoint's step and parameters."""
     out = tmp_path / "run"
