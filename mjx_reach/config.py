@@ -266,8 +266,8 @@ class TrainConfig:
     domain_per_step: bool = True
     """Draw a fresh randomized domain (camera, light, bench, distractors) for every collected image,
     not once per episode: the replay then spans as many domains as it holds transitions (48,000
-    rather than 960 episodes' worth at the CPU default), so the encoder's fine-tuning cannot fit a few of them (like
-    ``pretrain.domain_per_image``); the episode, its goal and the physics go on. Held-out evaluation
+    rather than 960 episodes' worth at the CPU default), so the encoder's fine-tuning cannot fit a
+    few of them (like ``pretrain.domain_per_image``); the episode, its goal and the physics go on. Held-out evaluation
     keeps one domain per episode. At the CPU default it took held-out success@2 cm from 0.68 to 0.77
     on the plain bench and from 0.44-0.84 to 0.59-0.84 on the held-out benches, for about a minute
     (BENCHMARKS.md, "Perception off the plain bench")."""

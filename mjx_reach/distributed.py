@@ -24,9 +24,9 @@ then run (``Collective``): gloo gives a peer only 30 s to join a collective, les
 may spend compiling, evaluating or checkpointing more than another; the barrier waits up to
 ``distributed.barrier_timeout_s`` and then fails naming the late processes, which also catches a
 process that is alive but stuck. Orbax's reads across processes (a pretrained encoder, a checkpoint
-on ``--resume``) are entered after a barrier too: they synchronise over the same gloo. With one process there is no mesh program at all: ``spmd`` is a
-plain ``jax.jit``, ``Group.mean`` and the views and collectives return their input, there is no
-barrier, and a run draws exactly the keys it drew before there could be several. (JAX's dispatch
+on ``--resume``) are entered after a barrier too: they synchronise over the same gloo. With one
+process there is no mesh program at all: ``spmd`` is a plain ``jax.jit``, ``Group.mean`` and the
+views and collectives return their input, there is no barrier, and a run draws exactly the keys it drew before there could be several. (JAX's dispatch
 of a ``shard_map`` program's arguments costs tens of ms per call for the agent's few hundred
 arrays, and ``jax.vmap`` over a process axis of one, which would bind ``AXIS``, slows the update
 by a third on XLA:CPU: BENCHMARKS.md, "Several processes".)
