@@ -33,10 +33,11 @@ from mjx_reach.config import Config
 def cases(cfg: Config, offsets_deg: list[float]) -> dict:
     """{case name: bench}: the camera at its calibrated pose (``0deg``), then tilted and panned by
     each non-zero offset."""
-    benches = {"0deg": robustness.camera_off(cfg.randomization, robustness.TILT, 0.0)}
+    plain = robustness.plain_bench(cfg.randomization)
+    benches = {"0deg": robustness.camera_off(plain, robustness.TILT, 0.0)}
     for degrees in (d for d in offsets_deg if d != 0):
         for name, axis in (("tilt", robustness.TILT), ("pan", robustness.PAN)):
-            benches[f"{name}_{degrees:g}deg"] = robustness.camera_off(cfg.randomization, axis, degrees)
+            benches[f"{name}_{degrees:g}deg"] = robustness.camera_off(plain, axis, degrees)
     return benches
 
 

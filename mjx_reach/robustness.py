@@ -43,12 +43,14 @@ CAMERA_OFF_DEG = 1.0
 _LAB_FIELDS = ("recolor_prob", "texture_prob", "object_prob", "poster_prob", "person_prob", "wall_distance_m")
 
 
-def plain(cfg: RandomizationConfig) -> RandomizationConfig:
-    """``cfg`` on the plain bench: the lab's surfaces, distractors and wall as in the ``plain`` level,
-    the camera jittered by ``cam_rot_eval_deg``."""
+def plain_bench(cfg: RandomizationConfig) -> randomize.DomainSpec:
+    """The plain bench of a run randomized by ``cfg``: the lab's surfaces, distractors and wall as in
+    the ``plain`` level, the camera jittered by ``cam_rot_eval_deg``."""
     level = RANDOMIZATION_LEVELS["plain"]
-    return dataclasses.replace(
-        cfg, cam_rot_deg=cfg.cam_rot_eval_deg, **{field: getattr(level, field) for field in _LAB_FIELDS}
+    return randomize.spec(
+        dataclasses.replace(
+            cfg, cam_rot_deg=cfg.cam_rot_eval_deg, **{field: getattr(level, field) for field in _LAB_FIELDS}
+        )
     )
 
 
@@ -56,11 +58,11 @@ TILT, PAN = 0, 1
 """Camera axes of ``camera_off``: about the image's horizontal axis (tilt), its vertical one (pan)."""
 
 
-def camera_off(cfg: RandomizationConfig, axis: int, degrees: float) -> randomize.DomainSpec:
-    """The plain bench with the (first) policy camera turned ``degrees`` about its ``axis`` (``TILT``,
-    ``PAN``, 2: roll) off its calibrated pose, either way, and not jittered otherwise (0: exactly the
-    calibrated pose)."""
-    return randomize.spec(plain(cfg)).replace(
+def camera_off(plain: randomize.DomainSpec, axis: int, degrees: float) -> randomize.DomainSpec:
+    """The ``plain`` bench (``plain_bench``) with the (first) policy camera turned ``degrees`` about
+    its ``axis`` (``TILT``, ``PAN``, 2: roll) off its calibrated pose, either way, and not jittered
+    otherwise (0: exactly the calibrated pose)."""
+    return plain.replace(
         cam_rot_deg=jnp.zeros((), jnp.float32),
         cam_rot_offset_deg=jnp.zeros(3, jnp.float32).at[axis].set(degrees),
     )
@@ -68,7 +70,7 @@ def camera_off(cfg: RandomizationConfig, axis: int, degrees: float) -> randomize
 
 def benches(cfg: RandomizationConfig) -> dict[str, randomize.DomainSpec]:
     """``plain`` and the held-out benches (module docstring) for a run randomized by ``cfg``."""
-    base = randomize.spec(plain(cfg))
+    base = plain_bench(cfg)
     on = jnp.ones((), bool)
     return {
         PLAIN: base,
@@ -77,8 +79,8 @@ def benches(cfg: RandomizationConfig) -> dict[str, randomize.DomainSpec]:
         "wall_colour": base.replace(held_out_wall_colour=on),
         "wall_pattern": base.replace(held_out_wall_pattern=on),
         "person": base.replace(held_out_person=on),
-        "tilt_1deg": camera_off(cfg, TILT, CAMERA_OFF_DEG),
-        "pan_1deg": camera_off(cfg, PAN, CAMERA_OFF_DEG),
+        "tilt_1deg": camera_off(base, TILT, CAMERA_OFF_DEG),
+        "pan_1deg": camera_off(base, PAN, CAMERA_OFF_DEG),
     }
 
 
@@ -106,7 +108,7 @@ def twin_bench(scene: Scene, name: str) -> randomize.DomainParams:
         color=0.0,
     )
     on = jnp.ones((), bool)
-    spec = randomize.spec(plain(still)).replace(
+    spec = plain_bench(still).replace(
         cam_rot_deg=jnp.zeros((), jnp.float32),
         held_out_objects=on,
         held_out_poster=on,
