@@ -259,7 +259,7 @@ class TrainConfig:
     total_env_steps: int = 56_000
     """Stop after this many env steps (summed over envs). 56,000 rather than 48,000 since a domain
     per collected step: the extra steps are more labs for the encoder (held-out success@2 cm on the
-    plain bench 0.77 → 0.79, on the worst held-out bench 0.59 → 0.65; BENCHMARKS.md, "Perception off
+    plain bench 0.77 → 0.79, on the worst held-out bench 0.59 → 0.64; BENCHMARKS.md, "Perception off
     the plain bench")."""
     replay_capacity: int = 48_000
     """Replay size in transitions (rounded to whole env steps of all envs)."""

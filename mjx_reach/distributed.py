@@ -26,10 +26,11 @@ may spend compiling, evaluating or checkpointing more than another; the barrier 
 process that is alive but stuck. Orbax's reads across processes (a pretrained encoder, a checkpoint
 on ``--resume``) are entered after a barrier too: they synchronise over the same gloo. With one
 process there is no mesh program at all: ``spmd`` is a plain ``jax.jit``, ``Group.mean`` and the
-views and collectives return their input, there is no barrier, and a run draws exactly the keys it drew before there could be several. (JAX's dispatch
-of a ``shard_map`` program's arguments costs tens of ms per call for the agent's few hundred
-arrays, and ``jax.vmap`` over a process axis of one, which would bind ``AXIS``, slows the update
-by a third on XLA:CPU: BENCHMARKS.md, "Several processes".)
+views and collectives return their input, there is no barrier, and a run draws exactly the keys
+it drew before there could be several. (JAX's dispatch of a ``shard_map`` program's arguments
+costs tens of ms per call for the agent's few hundred arrays, and ``jax.vmap`` over a process
+axis of one, which would bind ``AXIS``, slows the update by a third on XLA:CPU: BENCHMARKS.md,
+"Several processes".)
 """
 
 from __future__ import annotations
