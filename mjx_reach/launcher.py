@@ -8,7 +8,8 @@ Process 0 prints the progress and the summary; the others' output follows.
 
 Failure is loud and quick: when a process exits with an error or is killed, the others get
 SIGTERM and, ``distributed.stop_grace_s`` later, SIGKILL, and the launcher prints one line naming
-the process and its error (its own ``error:`` line, or the last line it wrote) and exits 1.
+the process that ended first (the others' errors are then the lost connection to it) and its error
+(its own ``error:`` line, or the last line it wrote), on a line of its own, and exits 1.
 Ctrl-C reaches every process: they stop after the same chunk, checkpoint and exit; the launcher
 waits for them. On several hosts each host runs its own launcher; a host that dies stops sending
 heartbeats and JAX's coordination service ends the others' processes after
@@ -66,6 +67,36 @@ class _Child:
     error: str = ""
     last_line: str = ""
     threads: list[threading.Thread] = dataclasses.field(default_factory=list)
+    ended_at: float | None = None
+    """``time.monotonic()`` when it exited (set by ``reap``): which of several failed first."""
+
+    def reap(self) -> None:
+        """Wait for the process to exit and note when (run in a thread of its own)."""
+        self.popen.wait()
+        self.ended_at = time.monotonic()
+
+    @property
+    def failed(self) -> bool:
+        return self.ended_at is not None and self.popen.returncode != 0
+
+
+class _Stream:
+    """One of the launcher's output streams, shared by the relays that copy into it: writes whole
+    chunks under a lock and remembers whether the last one left a line open (a progress bar), so
+    that the launcher's own report starts on a line of its own."""
+
+    def __init__(self, buffer):
+        self.buffer, self.line_open, self.lock = buffer, False, threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            self.buffer.write(data)
+            self.buffer.flush()
+            self.line_open = not data.endswith(b"\n")
+
+    def report(self, text: str) -> None:
+        """``text`` as a line of its own."""
+        self.write(b"\n" * self.line_open + text.encode() + b"\n")
 
 
 class _Relay:
@@ -106,7 +137,6 @@ class _Relay:
     def _write(self, data: bytes) -> None:
         if not self.failing.is_set():
             self.sink.write(data)
-            self.sink.flush()
 
 
 def add_process_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +178,7 @@ def launch(
     groups = core_groups(processes)
     failing = threading.Event()
     children: list[_Child] = []
+    out, err = _Stream(sys.stdout.buffer), _Stream(sys.stderr.buffer)
     for local in range(processes):
         index = host_rank * processes + local
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu_for(local, os.environ), PYTHONUNBUFFERED="1")
@@ -156,10 +187,11 @@ def launch(
         )
         os.sched_setaffinity(popen.pid, groups[local])  # before the child starts its thread pools
         child = _Child(index, popen)
-        for source, sink in ((popen.stdout, sys.stdout.buffer), (popen.stderr, sys.stderr.buffer)):
+        for source, sink in ((popen.stdout, out), (popen.stderr, err)):
             thread = threading.Thread(target=_Relay(child, source, sink, failing).run, daemon=True)
             thread.start()
             child.threads.append(thread)
+        threading.Thread(target=child.reap, daemon=True).start()
         children.append(child)
 
     interrupted = {"signal": None}
@@ -182,37 +214,37 @@ def launch(
     if failed is None:
         return 0
     if interrupted["signal"] is not None:  # every process stopped after the same chunk and said so
-        print(f"error: {failed.error or failed.last_line}", file=sys.stderr)
+        err.report(f"error: {failed.error or failed.last_line}")
         return 1
     others = len(children) - 1
-    print(
+    err.report(
         f"error: process {failed.index} {_how(failed)}: {failed.error or failed.last_line or 'no output'}"
-        + (f"; stopped the other {others} process{'es' * (others > 1)} on this host" if others else ""),
-        file=sys.stderr,
+        + (f"; stopped the other {others} process{'es' * (others > 1)} on this host" if others else "")
     )
     return 1
 
 
 def _watch(children: list[_Child], failing: threading.Event, stop_grace_s: float, interrupted: dict) -> _Child | None:
     """Wait for every child; on the first failure stop the rest, unless we were interrupted (then
-    they are all stopping and checkpointing: wait for them). Returns the failed child (the first
-    process after an interruption) or None."""
+    they are all stopping and checkpointing: wait for them). Returns the failed child (the one that
+    exited first: the others' errors are then usually the lost connection to it; the first process
+    after an interruption) or None."""
     while True:
-        codes = [child.popen.poll() for child in children]
+        ended = all(child.ended_at is not None for child in children)
+        failed = [child for child in children if child.failed]
         if interrupted["signal"] is not None:
-            if all(code is not None for code in codes):
-                return next((c for c, code in zip(children, codes, strict=True) if code != 0), None)
-        else:
-            failed = next((c for c, code in zip(children, codes, strict=True) if code not in (None, 0)), None)
-            if failed is not None:
-                break
-            if all(code == 0 for code in codes):
-                return None
+            if ended:
+                return failed[0] if failed else None
+        elif failed:
+            failed = min(failed, key=lambda child: child.ended_at)
+            break
+        elif ended:
+            return None
         time.sleep(POLL_S)
     for thread in failed.threads:
         thread.join(timeout=1.0)  # its last words
     failing.set()
-    running = [c for c in children if c.popen.poll() is None]
+    running = [c for c in children if c.ended_at is None]
     for child in running:
         child.popen.terminate()
     deadline = time.monotonic() + stop_grace_s

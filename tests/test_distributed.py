@@ -155,17 +155,34 @@ def test_launcher_flags_are_replaced_not_repeated():
 def test_relay_passes_progress_through_and_keeps_error_lines_for_the_report():
     reader, writer = os.pipe()
     sink = io.BytesIO()
-    sink.flush = lambda: None
+    stream = launcher._Stream(sink)
     child = launcher._Child(1, popen=None)
-    relay = launcher._Relay(child, os.fdopen(reader, "rb"), sink, threading.Event())
+    relay = launcher._Relay(child, os.fdopen(reader, "rb"), stream, threading.Event())
     thread = threading.Thread(target=relay.run)
     thread.start()
     os.write(writer, b"\r 10%|#  | 1/10\r 20%|## | 2/10\nwarn")
-    os.write(writer, b"ing: slow\nerror: run: bad input\n")
+    os.write(writer, b"ing: slow\nerror: run: bad input\n\r 30%|###| 3/10")
     os.close(writer)
     thread.join(timeout=5)
-    assert sink.getvalue() == b"\r 10%|#  | 1/10\r 20%|## | 2/10\nwarning: slow\n"
+    stream.report("error: process 1 was killed")
+    assert sink.getvalue() == (
+        b"\r 10%|#  | 1/10\r 20%|## | 2/10\nwarning: slow\n\r 30%|###| 3/10\nerror: process 1 was killed\n"
+    ), "the report starts on a line of its own after a progress bar"
     assert child.error == "run: bad input"
+
+
+def test_the_process_that_failed_first_is_named_not_the_one_that_lost_it():
+    """Process 1 dies; process 0 then fails on the lost connection; by the time the launcher looks
+    both have ended: the report names process 1."""
+    commands = ["import time; time.sleep(0.5); raise SystemExit(1)", "raise SystemExit(3)"]
+    children = [launcher._Child(i, subprocess.Popen([sys.executable, "-c", c])) for i, c in enumerate(commands)]
+    for child in children:
+        threading.Thread(target=child.reap, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while any(child.ended_at is None for child in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    failed = launcher._watch(children, threading.Event(), stop_grace_s=1.0, interrupted={"signal": None})
+    assert failed is children[1] and launcher._how(failed) == "exited with status 3"
 
 
 def test_fingerprint_tells_one_flipped_bit():
