@@ -56,14 +56,12 @@ def default_config(argv: list[str]) -> config_lib.Config:
 
 
 def parse(args_cls: type[Args], argv: list[str], description: str, base: config_lib.Config | None = None) -> Args:
-    """Parse ``argv`` into ``args_cls(config=..., preset=...)`` with the values of ``base`` (default:
-    the preset named in ``argv``, scaled to its ``--num-envs``) as defaults."""
+    """Parse ``argv`` into ``args_cls(config=...)`` (its other fields have defaults) with the values
+    of ``base`` (default: the preset named in ``argv``, scaled to its ``--num-envs``) as defaults."""
     import tyro
 
     defaults = default_config(argv) if base is None else base
-    return tyro.cli(
-        args_cls, default=args_cls(config=defaults, preset=preset_name(argv)), args=argv, description=description
-    )
+    return tyro.cli(args_cls, default=args_cls(config=defaults), args=argv, description=description)
 
 
 def run_main(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:

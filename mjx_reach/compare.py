@@ -187,7 +187,9 @@ def train_presets(
     for name, cfg in configs.items():
         run_dir = out / name
         if (run_dir / "eval.json").exists():
-            changed = _changed_fields(json.loads((run_dir / "config.json").read_text()), config_lib.to_dict(cfg))
+            changed = config_lib.changed_fields(
+                json.loads((run_dir / "config.json").read_text()), config_lib.to_dict(cfg)
+            )
             note = f" (trained with other {', '.join(changed)}: delete it to retrain)" if changed else ""
             print(f"{name}: reusing the finished run {run_dir}{note}", file=sys.stderr)
         else:
@@ -196,19 +198,6 @@ def train_presets(
             training.run(cfg, run_dir, resume=resume, progress=progress)
         run_dirs.append(run_dir)
     return run_dirs
-
-
-def _changed_fields(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """Dotted names of the config fields whose values differ between two ``to_dict`` configs
-    (``train.init_encoder`` is ignored: a run that pretrains its encoder records the path)."""
-    changed = []
-    for key, value in wanted.items():
-        name = prefix + key
-        if isinstance(value, dict):
-            changed += _changed_fields(saved.get(key, {}), value, name + ".")
-        elif name != "train.init_encoder" and saved.get(key) != value:
-            changed.append(name)
-    return changed
 
 
 def write_report(run_dirs: Sequence[pathlib.Path], out: pathlib.Path, smooth: int = SMOOTH_CHUNKS) -> pathlib.Path:

@@ -810,6 +810,19 @@ def to_dict(cfg: object) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+def changed_fields(saved: dict, wanted: dict, prefix: str = "") -> dict[str, object]:
+    """{dotted field name: wanted value} of the fields whose values differ between two ``to_dict``
+    configs (``train.init_encoder`` is ignored: a run that pretrains its encoder records its path)."""
+    changed = {}
+    for key, value in wanted.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            changed |= changed_fields(saved.get(key, {}), value, name + ".")
+        elif name != "train.init_encoder" and saved.get(key) != value:
+            changed[name] = value
+    return changed
+
+
 def from_dict(cls: type[T], data: dict) -> T:
     """Rebuild a (nested) config dataclass from ``to_dict`` output; unknown keys are an error."""
     hints = typing.get_type_hints(cls)

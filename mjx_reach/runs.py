@@ -94,10 +94,14 @@ def load_encoder(path: str | os.PathLike, params: dict) -> dict:
     return params
 
 
-def load_params(run_dir: str | os.PathLike) -> tuple[config_lib.Config, ddpg.Agent, dict]:
+def load_params(
+    run_dir: str | os.PathLike, cfg: config_lib.Config | None = None
+) -> tuple[config_lib.Config, ddpg.Agent, dict]:
     """(config, agent, network parameters) of the latest checkpoint in run folder ``run_dir``, without
-    building an environment (checkpoints hold the parameters as their own ``params`` item)."""
-    cfg = read_config(run_dir)
+    building an environment (checkpoints hold the parameters as their own ``params`` item); the
+    agent is built from ``cfg`` (default: the run's saved config), which must give the networks the
+    run's shapes."""
+    cfg = read_config(run_dir) if cfg is None else cfg
     ckpt_dir = (pathlib.Path(run_dir) / "checkpoints").resolve()
     step = ocp.CheckpointManager(ckpt_dir).latest_step() if ckpt_dir.exists() else None
     if step is None:

@@ -82,9 +82,9 @@ def misses_line(result: Mapping) -> str:
     return f"misses: oracle {fraction(oracle)} @2 cm: misses are {misses_source(success, oracle)} ({errors})"
 
 
-def robustness_line(result: Mapping) -> str | None:
-    """One line on the held-out benches (``eval.json``'s ``robustness`` block): the worst bench's
-    success@2 cm and @5 cm and its name; None when the evaluation ran none."""
+def robustness_line(result: Mapping, file: str = "eval.json") -> str | None:
+    """One line on the held-out benches (the ``robustness`` block of ``result``, read from ``file``):
+    the worst bench's success@2 cm and @5 cm and its name; None when the evaluation ran none."""
     block = result.get("robustness")
     if not isinstance(block, Mapping) or not block:
         return None
@@ -94,8 +94,19 @@ def robustness_line(result: Mapping) -> str | None:
         return None
     worst = min(known, key=known.get)
     return (
-        f"held-out benches ({len(block)}, eval.json 'robustness'): worst {worst} {fraction(known[worst])} @2 cm, "
+        f"held-out benches ({len(block)}, {file} 'robustness'): worst {worst} {fraction(known[worst])} @2 cm, "
         f"{fraction(number(block[worst], 'success_5cm'))} @5 cm"
+    )
+
+
+def success_line(result: Mapping, note: str) -> str:
+    """Held-out success@2 cm (with ``note``) and @5 cm, the episode count and the mean final distance."""
+    episodes = number(result, "episodes")
+    distance = number(result, "mean_final_distance_m")
+    return (
+        f"held-out success@2 cm {fraction(number(result, 'success_2cm'))} ({note}), @5 cm "
+        f"{fraction(number(result, 'success_5cm'))} on {'n/a' if episodes is None else f'{episodes:.0f}'} episodes; "
+        f"mean final distance {'n/a' if distance is None else f'{distance * 100:.1f} cm'}"
     )
 
 
@@ -108,7 +119,6 @@ def train_summary(
     success = number(result, "success_2cm")
     target = number(result, "target_success")
     reached_s = number(result, "time_to_success_2cm_s")
-    episodes = number(result, "episodes")
     if target is None:
         target_note = "no target"
     elif reached_s is not None:
@@ -116,11 +126,8 @@ def train_summary(
     else:
         met = success is not None and success >= target
         target_note = f"target {fraction(target)}: {'met' if met else 'not reached'}"
-    distance = number(result, "mean_final_distance_m")
     lines = [
-        f"held-out success@2 cm {fraction(success)} ({target_note}), @5 cm "
-        f"{fraction(number(result, 'success_5cm'))} on {'n/a' if episodes is None else f'{episodes:.0f}'} episodes; "
-        f"mean final distance {'n/a' if distance is None else f'{distance * 100:.1f} cm'}",
+        success_line(result, target_note),
         misses_line(result),
         *filter(None, [robustness_line(result)]),
         f"wall clock: {duration(wall_s)}"
@@ -128,6 +135,23 @@ def train_summary(
         f"run folder: {run_dir}  (eval.json, metrics.csv, checkpoints/)",
         f"next: {python} export.py {shlex.quote(str(run_dir))}",
         f"      {python} -m deploy {shlex.quote(str(run_dir / 'actor.onnx'))} --twin --random-goals {DEPLOY_TWIN_GOALS}",
+    ]
+    return "\n".join(lines)
+
+
+def evaluate_summary(result: Mapping, path: str | os.PathLike, wall_s: float | None = None) -> str:
+    """The end of ``python evaluate.py``: held-out success of the checkpoint evaluated, the misses'
+    source, the worst held-out bench, the config fields the evaluation changed, wall clock and the
+    file written (``result``: what it wrote)."""
+    step = number(result, "env_steps")
+    changes = result.get("config_changes") or {}
+    lines = [
+        success_line(result, f"checkpoint at env step {'n/a' if step is None else f'{step:,.0f}'}"),
+        misses_line(result),
+        *filter(None, [robustness_line(result, pathlib.Path(path).name)]),
+        "config as trained" if not changes else "changed: " + ", ".join(f"{k}={v}" for k, v in changes.items()),
+        f"wall clock: {duration(wall_s)}",
+        f"written: {path}",
     ]
     return "\n".join(lines)
 

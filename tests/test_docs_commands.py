@@ -1,7 +1,7 @@
 """Every ``python ...`` command in the fenced code blocks of README.md, BENCHMARKS.md and docs/*.md
 names flags that exist: each is parsed by the real argument parser of its command, and nothing runs.
 
-* ``train.py`` and ``python -m mjx_reach.pretrain`` (tyro): ``cli.parse`` with the command's
+* ``train.py``, ``evaluate.py`` and ``python -m mjx_reach.pretrain`` (tyro): ``cli.parse`` with the command's
   arguments, so nested config flags (``--agent.batch-size``) and the ``--preset`` and
   ``--num-envs`` they depend on are checked as the CLI reads them.
 * The argparse commands (``export.py``, ``python -m deploy`` and ``python -m deploy calibrate``,
@@ -33,7 +33,11 @@ DOCS = [REPO / "README.md", REPO / "BENCHMARKS.md", *sorted((REPO / "docs").glob
 SHELL_BLOCKS = {"", "bash", "sh", "shell", "console", "text"}
 """Fenced blocks whose lines may be commands (``python`` and ``json`` blocks are not)."""
 PYTHON = re.compile(r"^(?:\S*/)?python3?$")
-TYRO_CLIS = {"train.py": ("train", "TrainArgs"), "-m mjx_reach.pretrain": ("mjx_reach.pretrain", "PretrainArgs")}
+TYRO_CLIS = {
+    "train.py": ("train", "TrainArgs"),
+    "evaluate.py": ("evaluate", "EvaluateArgs"),
+    "-m mjx_reach.pretrain": ("mjx_reach.pretrain", "PretrainArgs"),
+}
 """Command → (module, argument dataclass) of the tyro CLIs (``mjx_reach.cli.parse``)."""
 ARGPARSE_CLIS = {
     "export.py",
