@@ -149,12 +149,14 @@ def train(argv: list[str]) -> int:
         )
     join_processes(args, cfg)
     from mjx_reach import distributed, summary, training
+    from mjx_reach.phases import Phases
 
     out = resumed[0] if resumed else args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    start = time.perf_counter()
-    result = training.run(cfg, out, resume=resumed is not None)
+    phases = Phases()
+    result = training.run(cfg, out, resume=resumed is not None, phases=phases)
     if distributed.current().is_main:
-        print(summary.train_summary(result, out, time.perf_counter() - start, summary.python_command()))
+        table = result["phases"]
+        print(summary.train_summary(result, out, phases.table()["total_s"], summary.python_command(), phases=table))
     return 0
 
 

@@ -5,11 +5,12 @@
 Trains ``--preset`` (``--total-steps``/``--num-envs`` override it) with ``training.run`` into the
 fresh run folder ``--out``, draws ``OUT/curve.png`` with ``mjx_reach.compare.plot_runs`` and writes
 ``--json``: ``{"date", "device": {"cpu", "cores"}, "command", "preset", "wall_s", "train_wall_s",
-"env_steps", "env_steps_per_s", "updates", "eval", "run", "curve"}``. ``wall_s`` is the whole run
+"env_steps", "env_steps_per_s", "updates", "eval", "phases", "run", "curve"}``. ``wall_s`` is the whole run
 in seconds (compiling, pretraining an encoder when the preset does, evaluation);
 ``env_steps_per_s`` is ``env_steps / wall_s``; ``train_wall_s`` is the training loop alone (the
 last ``wall_s`` of metrics.csv); ``updates`` counts gradient updates (chunks that learned x
-iterations per chunk x updates per iteration).
+iterations per chunk x updates per iteration); ``phases`` is the run's ``phases.json`` (seconds per
+phase and the part spent compiling).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main(argv: list[str]) -> int:
 
     start = time.perf_counter()
     result = training.run(cfg, out)
+    phases = result.pop("phases")
     wall_s = time.perf_counter() - start
     metrics = runs.read_metrics(out)
     env_steps = int(metrics["env_steps"][-1])
@@ -59,6 +61,7 @@ def main(argv: list[str]) -> int:
         "env_steps_per_s": env_steps / wall_s,
         "updates": learned_chunks * cfg.train.iterations_per_chunk * cfg.train.updates_per_iteration,
         "eval": result,
+        "phases": phases,
         "run": str(out),
         "curve": str(compare.plot_runs([out], out / "curve.png", labels=[args.preset])),
     }

@@ -393,7 +393,7 @@ PRESETS: dict[str, Config] = {
     "quick": _with(
         _DEFAULT,
         agent={"batch_size": 32},
-        train={"total_env_steps": 12_000, "replay_capacity": 12_000, "eval_envs": 32, "video_envs": 1},
+        train={"total_env_steps": 24_000, "replay_capacity": 24_000, "eval_envs": 32, "video_envs": 1},
         pretrain={"updates": 1_200, "dataset_images": 6_000, "eval_images": 256},
     ),
     "smoke": _with(

@@ -18,6 +18,7 @@ from flax import nnx
 from mjx_reach import camera as camera_model
 from mjx_reach import config as config_lib
 from mjx_reach import ddpg, distributed, randomize
+from mjx_reach import phases as phases_lib
 from mjx_reach import robustness as robustness_lib
 from mjx_reach.env import ReachEnv
 from mjx_reach.robustness import PLAIN
@@ -124,7 +125,8 @@ class Evaluator:
     runs its share of the episodes (``rollout``'s ``share``) and they gather the outcomes: every
     process gets the result one process would get alone. The oracle acts on the privileged state, so its
     rollout renders nothing (``ReachEnv(images=False)``: same episodes, same physics). Call it with
-    the parameters for the result dict:
+    the parameters for the result dict (each rollout's time counted in ``phases``, when given, as
+    ``evaluation: <bench>`` and ``evaluation: oracle``):
 
     - ``success_2cm`` / ``success_5cm`` (at ``env.success_threshold_m`` / ``env.report_threshold_m``,
       2 and 5 cm by default), ``success``, ``mean_final_distance_m``, after the whole episode;
@@ -145,9 +147,11 @@ class Evaluator:
         act: Act,
         oracle: Act | None = None,
         benches: dict[str, randomize.DomainSpec] | None = None,
+        phases: phases_lib.Phases | None = None,
     ):
         self.cfg = cfg
         self.act = act
+        self.phases = phases or phases_lib.Phases()
         self.group = distributed.current()
         episodes = self.group.share(cfg.train.eval_envs)
         self.env = ReachEnv(cfg, episodes)
@@ -163,8 +167,9 @@ class Evaluator:
 
     def _run(self, rollout: str, params: nnx.State | None, bench: str) -> tuple[dict, np.ndarray]:
         """Final metrics {name: (E,)} and ee errors (T, E, 3) of all E held-out episodes of ``bench``."""
-        final, err = self._rollouts[rollout](params, held_out_key(self.cfg), self.benches[bench])
-        return jax.device_get((self.group.gather(final), self.group.gather(err, axis=1)))
+        with self.phases(f"evaluation: {bench if rollout == 'policy' else rollout}"):
+            final, err = self._rollouts[rollout](params, held_out_key(self.cfg), self.benches[bench])
+            return jax.device_get((self.group.gather(final), self.group.gather(err, axis=1)))
 
     def _outcome(self, final: dict, prefix: str = "") -> dict:
         distance = final["distance"]

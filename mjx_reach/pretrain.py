@@ -25,7 +25,6 @@ import json
 import math
 import pathlib
 import sys
-import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -42,6 +41,7 @@ from flax import nnx
 
 from mjx_reach import cli, ddpg, distributed, memory, runs, summary
 from mjx_reach import config as config_lib
+from mjx_reach import phases as phases_lib
 from mjx_reach.env import ReachEnv, State
 from mjx_reach.evaluate import HELD_OUT_OFFSET, error_per_camera_axis
 
@@ -125,11 +125,16 @@ def make_fit_chunk(
     return group.spmd(chunk, (R, R, S, S, S), (R, R, R))
 
 
-def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -> dict:
+def pretrain(
+    cfg: config_lib.Config, out: pathlib.Path, progress: bool = True, phases: phases_lib.Phases | None = None
+) -> dict:
     """Fit an encoder for ``cfg`` (``cfg.pretrain``; ``cfg.num_envs`` worlds render the data) and
-    save it under ``out/encoder``; returns the held-out ee error summary (metres)."""
+    save it under ``out/encoder``; returns the held-out ee error summary (metres). Its phases
+    (``pretraining: rendering images``, ``... updates``, ``... held-out error``) are counted in
+    ``phases`` when given."""
     from tqdm import tqdm
 
+    phases = phases or phases_lib.Phases()
     cfg = config_lib.validate(cfg)
     memory.check_pretrain(cfg)
     pcfg, group = cfg.pretrain, distributed.current()
@@ -144,12 +149,19 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
     collect_fn = jax.jit(
         lambda k, steps, per_image: collect(env, k, steps, pcfg.action_noise, per_image), static_argnums=(1, 2)
     )
-    images, ee = collect_fn(
-        group.key(jax.random.PRNGKey(cfg.seed)), math.ceil(pcfg.dataset_images / cfg.num_envs), pcfg.domain_per_image
-    )
-    held_images, held_ee = collect_fn(
-        group.key(jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET)), math.ceil(pcfg.eval_images / cfg.num_envs), True
-    )
+    with phases("pretraining: rendering images"):
+        images, ee = collect_fn(
+            group.key(jax.random.PRNGKey(cfg.seed)),
+            math.ceil(pcfg.dataset_images / cfg.num_envs),
+            pcfg.domain_per_image,
+        )
+        held_images, held_ee = jax.block_until_ready(
+            collect_fn(
+                group.key(jax.random.PRNGKey(cfg.seed + HELD_OUT_OFFSET)),
+                math.ceil(pcfg.eval_images / cfg.num_envs),
+                True,
+            )
+        )
 
     encoder = ddpg.Networks(cfg, env.image_shape, rngs=nnx.Rngs(cfg.seed)).encoder
     graphdef, params, consts = nnx.split(encoder, nnx.Param, ...)
@@ -159,14 +171,18 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
     opt_state, key, curve = optimizer.init(params), group.key(jax.random.PRNGKey(cfg.seed + 1)), []
     data = group.sharded((images, ee))
     calls = math.ceil(pcfg.updates / pcfg.updates_per_call)
-    for i in tqdm(range(calls), desc="pretrain", unit="call", disable=not progress):
-        key, k = jax.random.split(key)
-        params, opt_state, loss = group.local(chunk(*group.replicated((params, opt_state)), group.sharded(k), *data))
-        curve.append({"updates": (i + 1) * pcfg.updates_per_call, "bottleneck_loss": float(loss)})
-        if not math.isfinite(curve[-1]["bottleneck_loss"]):
-            raise runs.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
+    with phases("pretraining: updates"):
+        for i in tqdm(range(calls), desc="pretrain", unit="call", disable=not progress):
+            key, k = jax.random.split(key)
+            params, opt_state, loss = group.local(
+                chunk(*group.replicated((params, opt_state)), group.sharded(k), *data)
+            )
+            curve.append({"updates": (i + 1) * pcfg.updates_per_call, "bottleneck_loss": float(loss)})
+            if not math.isfinite(curve[-1]["bottleneck_loss"]):
+                raise runs.TrainingError(f"pretrain: non-finite loss after {curve[-1]['updates']} updates")
 
-    error_vectors = np.asarray(group.gather(jnp.asarray(ee_errors(encode, params, held_images, held_ee))))
+    with phases("pretraining: held-out error"):
+        error_vectors = np.asarray(group.gather(jnp.asarray(ee_errors(encode, params, held_images, held_ee))))
     errors = np.linalg.norm(error_vectors, axis=-1)
     result = {
         "train_images": int(images.shape[0]) * group.count,
@@ -181,7 +197,8 @@ def pretrain(cfg: config_lib.Config, out: pathlib.Path, progress: bool = True) -
         },
         "curve": curve,
     }
-    runs.save_params(target, group.replicated(params))
+    with phases("checkpoints"):
+        runs.save_params(target, group.replicated(params))
     if group.is_main:
         runs.atomic_write(out / "pretrain.json", json.dumps(result, indent=2))
     return result
@@ -199,10 +216,11 @@ class PretrainArgs:
 def main(argv: list[str]) -> int:
     args = cli.parse(PretrainArgs, argv, __doc__)
     out = pathlib.Path(args.out)
-    start = time.perf_counter()
-    result = pretrain(args.config, out)
+    phases = phases_lib.Phases()
+    result = pretrain(args.config, out, phases=phases)
     runs.write_config(out, args.config)
-    print(summary.pretrain_summary(result, out, time.perf_counter() - start, summary.python_command()))
+    table = phases_lib.write(out, phases.table())
+    print(summary.pretrain_summary(result, out, table["total_s"], summary.python_command(), phases=table))
     return 0
 
 

@@ -99,6 +99,23 @@ def robustness_line(result: Mapping, file: str = "eval.json") -> str | None:
     )
 
 
+def phases_lines(table: Mapping | None, file: str = "phases.json") -> list[str]:
+    """Where the wall clock went (``table``: ``phases.Phases.table``, read from ``file``): a line per
+    phase, longest first, with its share and the part of it spent compiling; ``[]`` without a table."""
+    rows = (table or {}).get("phases")
+    total = number(table, "total_s")
+    if not isinstance(rows, Mapping) or not rows or not total:
+        return []
+    seconds = {name: number(row, "s") or 0.0 for name, row in rows.items()}
+    width = max(len(name) for name in rows)
+    lines = [f"where the time went ({file}):"]
+    for name in sorted(seconds, key=seconds.get, reverse=True):
+        compiling = number(rows[name], "compile_s") or 0.0
+        note = f"  ({duration(compiling)} compiling)" if compiling >= 1.0 else ""
+        lines.append(f"  {name:<{width}}  {duration(seconds[name]):>9}  {100 * seconds[name] / total:3.0f} %{note}")
+    return lines
+
+
 def success_line(result: Mapping, note: str) -> str:
     """Held-out success@2 cm (with ``note``) and @5 cm, the episode count and the mean final distance."""
     episodes = number(result, "episodes")
@@ -111,10 +128,15 @@ def success_line(result: Mapping, note: str) -> str:
 
 
 def train_summary(
-    result: Mapping, run_dir: str | os.PathLike, wall_s: float | None = None, python: str = "python"
+    result: Mapping,
+    run_dir: str | os.PathLike,
+    wall_s: float | None = None,
+    python: str = "python",
+    phases: Mapping | None = None,
 ) -> str:
     """The end of ``python train.py``: held-out success against ``target_success``, the misses'
-    source, wall clock, the run folder and the export and deploy commands (``result``: ``eval.json``)."""
+    source, wall clock and where it went (``phases``: ``phases.json``), the run folder and the export
+    and deploy commands (``result``: ``eval.json``)."""
     run_dir = pathlib.Path(run_dir)
     success = number(result, "success_2cm")
     target = number(result, "target_success")
@@ -132,7 +154,8 @@ def train_summary(
         *filter(None, [robustness_line(result)]),
         f"wall clock: {duration(wall_s)}"
         + ("" if number(result, "env_steps") is None else f" ({number(result, 'env_steps'):,.0f} env steps)"),
-        f"run folder: {run_dir}  (eval.json, metrics.csv, checkpoints/)",
+        *phases_lines(phases),
+        f"run folder: {run_dir}  (eval.json, phases.json, metrics.csv, checkpoints/)",
         f"next: {python} export.py {shlex.quote(str(run_dir))}",
         f"      {python} -m deploy {shlex.quote(str(run_dir / 'actor.onnx'))} --twin --random-goals {DEPLOY_TWIN_GOALS}",
     ]
@@ -157,10 +180,15 @@ def evaluate_summary(result: Mapping, path: str | os.PathLike, wall_s: float | N
 
 
 def pretrain_summary(
-    result: Mapping, out: str | os.PathLike, wall_s: float | None = None, python: str = "python"
+    result: Mapping,
+    out: str | os.PathLike,
+    wall_s: float | None = None,
+    python: str = "python",
+    phases: Mapping | None = None,
 ) -> str:
     """The end of ``python -m mjx_reach.pretrain``: the pretrained encoder's held-out ee error, its
-    data and updates, wall clock, folder and the training command (``result``: ``pretrain.json``)."""
+    data and updates, wall clock and where it went (``phases``), folder and the training command
+    (``result``: ``pretrain.json``)."""
     encoder = pathlib.Path(out) / "encoder"
     axes = " / ".join(
         millimetres(number(result, f"held_out_error_{a}_median_m")) for a in ("image_x", "image_y", "depth")
@@ -177,7 +205,8 @@ def pretrain_summary(
             f", on {count('held_out_images')} held-out images",
             f"trained on {count('train_images')} images with {count('updates')} updates",
             f"wall clock: {duration(wall_s)}",
-            f"folder: {out}  (encoder/, pretrain.json, config.json)",
+            *phases_lines(phases),
+            f"folder: {out}  (encoder/, pretrain.json, phases.json, config.json)",
             f"next: {python} train.py --init-encoder {shlex.quote(str(encoder))}",
         ]
     )

@@ -32,6 +32,7 @@ from flax import struct
 
 from mjx_reach import config as config_lib
 from mjx_reach import ddpg, distributed, memory, replay, runs
+from mjx_reach import phases as phases_lib
 from mjx_reach.config import STATE_DIM
 from mjx_reach.distributed import REPLICATED, SHARDED
 from mjx_reach.env import ReachEnv
@@ -116,24 +117,28 @@ class Trainer:
             info["fingerprint"] = distributed.fingerprint(agent_state.params)
         return (agent_state, buf), info
 
-    def _run_chunk(self, ts: TrainState):
+    def _run_chunk(self, ts: TrainState, phases: phases_lib.Phases) -> tuple[TrainState, dict]:
         """``iterations_per_chunk`` env steps, then ``updates_per_iteration`` updates for each of
         them once the replay holds ``learning_starts`` transitions. Collection and learning are two
         scans: XLA:CPU runs convolutions far slower in a computation that also calls the Warp
         renderer, or inside a rolled loop (BENCHMARKS.md), so learning is its own unrolled scan.
-        The collection figures are summed over all processes."""
+        The collection figures are summed over all processes; the chunk's figures are read back
+        (``summarize``), each scan's time counted in ``phases`` (``collection``, ``updates``)."""
         train = self.cfg.train
-        ts, metrics = self._collect(ts)
-        metrics = self.group.sum(metrics)
-        learning = ts.replay.size * self.cfg.num_envs >= train.learning_starts
-        if train.updates_per_iteration and bool(learning):
-            key, k_update = jax.random.split(ts.key)
-            agent_state, infos = self._learn(
-                self.group.replicated(ts.agent), self.group.sharded(ts.replay), self.group.sharded(k_update)
-            )
-            ts = ts.replace(agent=self.group.local(agent_state), key=key)
-            metrics |= self.group.local(infos)
-        return ts, metrics
+        with phases("collection"):
+            ts, metrics = self._collect(ts)
+            metrics = self.group.sum(metrics)
+            learning = bool(ts.replay.size * self.cfg.num_envs >= train.learning_starts)
+        if train.updates_per_iteration and learning:
+            with phases("updates"):
+                key, k_update = jax.random.split(ts.key)
+                agent_state, infos = self._learn(
+                    self.group.replicated(ts.agent), self.group.sharded(ts.replay), self.group.sharded(k_update)
+                )
+                ts = ts.replace(agent=self.group.local(agent_state), key=key)
+                metrics |= self.group.local(infos)
+                jax.block_until_ready(ts.agent)
+        return ts, summarize(metrics)
 
     def _collect_scan(self, ts: TrainState):
         return jax.lax.scan(self._collect_step, ts, None, length=self.cfg.train.iterations_per_chunk)
@@ -217,9 +222,17 @@ def _replay_in_checkpoint(trainer: Trainer) -> bool:
     return size_gb <= cfg.train.replay_in_checkpoint_max_gb
 
 
-def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progress: bool = True) -> dict:
+def run(
+    cfg: config_lib.Config,
+    out: pathlib.Path,
+    resume: bool = False,
+    progress: bool = True,
+    phases: phases_lib.Phases | None = None,
+) -> dict:
     """Train ``cfg`` into run folder ``out``; returns the final evaluation (``eval.json``: the last
-    held-out evaluation, ``target_success`` and ``time_to_success_2cm_s``). With ``resume`` the run
+    held-out evaluation, ``target_success`` and ``time_to_success_2cm_s``). Where the time went,
+    phase by phase (``phases``: a clock started by the caller, else here), goes to ``phases.json``
+    and to the result's ``phases`` (not written to ``eval.json``). With ``resume`` the run
     continues from its last checkpoint under its saved config, except ``train.total_env_steps``,
     which ``cfg`` sets (so a resume can extend a run). Stops early once held-out success reaches
     ``train.target_success`` when ``train.stop_at_target``. Raises ``TrainingError`` with a one-line
@@ -230,6 +243,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
 
     out = pathlib.Path(out)
     group = distributed.current()
+    phases = phases or phases_lib.Phases()
     if resume:
         total = cfg.train.total_env_steps
         cfg = runs.read_config(out, "--resume: ")
@@ -242,35 +256,38 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
         from mjx_reach import pretrain
 
         if not (out / "encoder").exists():  # else: a pretraining that finished before an interruption
-            pretrain.pretrain(cfg, out, progress=progress and group.is_main)
+            pretrain.pretrain(cfg, out, progress=progress and group.is_main, phases=phases)
         cfg = dataclasses.replace(
             cfg, train=dataclasses.replace(cfg.train, init_encoder=str((out / "encoder").resolve()))
         )
     if group.is_main:
         runs.write_config(out, cfg)
 
-    trainer = Trainer(cfg)
-    ts = trainer.init()
-    checkpoints = runs.Checkpoints(out)
-    keep_replay = _replay_in_checkpoint(trainer)
+    with phases("set-up: worlds, agent, replay"):
+        trainer = Trainer(cfg)
+        ts = jax.block_until_ready(trainer.init())
+        checkpoints = runs.Checkpoints(out)
+        keep_replay = _replay_in_checkpoint(trainer)
 
     def saved(ts: TrainState) -> TrainState:
         return trainer.global_view(ts if keep_replay else ts.replace(replay=None))
 
     if resume:
-        group.barrier()
-        restored = group.local(checkpoints.restore_latest(saved(ts)))
-        ts = restored if keep_replay else restored.replace(replay=ts.replay)
+        with phases("checkpoints"):
+            group.barrier()
+            restored = group.local(checkpoints.restore_latest(saved(ts)))
+            ts = restored if keep_replay else restored.replace(replay=ts.replay)
 
     evaluator = evaluate.Evaluator(
-        cfg, evaluate.agent_policy(trainer.agent), oracle=evaluate.oracle_policy(trainer.agent)
+        cfg, evaluate.agent_policy(trainer.agent), oracle=evaluate.oracle_policy(trainer.agent), phases=phases
     )
     log = _RunLog(out, resume_from_step=int(ts.env_steps) if resume else None) if group.is_main else None
     stop = {"signal": None}
     handlers = {sig: signal.signal(sig, lambda s, _f: stop.update(signal=s)) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def save(ts):
-        checkpoints.save(int(ts.env_steps), saved(ts), group.replicated(ts.agent.params))
+        with phases("checkpoints"):
+            checkpoints.save(int(ts.env_steps), saved(ts), group.replicated(ts.agent.params))
 
     total = cfg.train.total_env_steps
     per_chunk = cfg.num_envs * cfg.train.iterations_per_chunk
@@ -285,8 +302,7 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     try:
         while int(ts.env_steps) < total and not stopping and not reached:
             start = time.perf_counter()
-            ts, metrics = trainer._run_chunk(ts)
-            summary = summarize(metrics)
+            ts, summary = trainer._run_chunk(ts, phases)
             elapsed = time.perf_counter() - start
             env_steps = int(ts.env_steps)
             bad = [k for k, v in summary.items() if not math.isfinite(v)]
@@ -338,8 +354,10 @@ def run(cfg: config_lib.Config, out: pathlib.Path, resume: bool = False, progres
     }
     if group.is_main:
         if cfg.train.video_envs > 0:
-            evaluate.write_video(cfg, evaluator.act, ts.agent.params, out / "eval.mp4")
+            with phases("video"):
+                evaluate.write_video(cfg, evaluator.act, ts.agent.params, out / "eval.mp4")
         runs.atomic_write(out / "eval.json", json.dumps(result, indent=2))
+        result = result | {"phases": phases_lib.write(out, phases.table(), resumed=resume)}
     return result
 
 

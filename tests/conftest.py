@@ -1,15 +1,27 @@
-"""Shared, session-scoped environments for the tests.
+"""Shared, session-scoped environments and runs for the tests, and the two tiers.
 
 Building a ``ReachEnv`` is cheap, but compiling ``vmap(reset)`` / ``vmap(step)`` for MJX-Warp on
 the CPU takes seconds each, so every env (and its jitted functions) is built once per session and
 shared. ``reset``/``step``/``render`` are always called on exactly ``num_envs`` worlds: the Warp
-render context is sized for that batch.
+render context is sized for that batch. The whole run, ``train.py`` processes the tests start
+included, shares one JAX compilation cache and one Warp kernel cache (``.cache/`` of the checkout
+unless ``JAX_COMPILATION_CACHE_DIR`` / ``WARP_CACHE_PATH`` say otherwise).
+
+Tiers (docs/testing.md): ``pytest -q`` runs the fast tier; ``pytest -q -m slow`` the slow one
+(tests marked ``slow``: learning to a threshold, several processes, whole workflows, the notebooks,
+which are marked here).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 from collections.abc import Callable
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".cache" / "jax"))
+os.environ.setdefault("WARP_CACHE_PATH", str(REPO / ".cache" / "warp"))
 
 import jax
 import jax.numpy as jnp
@@ -164,10 +176,29 @@ def dynamic_env() -> EnvHandle:
     return make_handle(Config(env=EnvConfig(control_mode="dynamic")), SMALL_NUM_ENVS)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """The notebooks (nbmake's items) belong to the slow tier."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A run folder trained with the ``quick`` preset (a few CPU minutes): config.json,
-    checkpoints/, metrics.csv, eval.json. Shared by the learning, export and deploy tests."""
+    checkpoints/, metrics.csv, eval.json. Shared by the slow tier's tests of what training learns."""
     out = tmp_path_factory.mktemp("trained") / "run"
     training.run(config_lib.preset("quick"), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run folder of ``python train.py`` with ``TINY_RUN`` (every stage, too short to learn):
+    what the export, evaluation and deploy tests need of a run, in the fast tier."""
+    import train
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    assert train.train([*TINY_RUN, "--out", str(out)]) == 0
     return out

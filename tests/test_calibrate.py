@@ -275,6 +275,7 @@ def test_twin_refuses_without_the_marker_and_stops_on_an_arm_fault(twin, tmp_pat
     assert sol is None and "controller error: collision" in cause and tw.stopped
 
 
+@pytest.mark.slow  # the whole workflow; its steps have fast tests of their own
 def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     """The workflow on the twin at tiny sizes: ``python -m deploy calibrate --twin --json``, then
     ``train.py --bench`` (preset smoke, 2 worlds, no pretraining; it ends with the summary and the

@@ -6,6 +6,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # needs the trained run: what a camera off its pose costs a trained encoder
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -1038,11 +1038,21 @@ def agreement_margin(p_a: float, n_a: int, p_b: float, n_b: int) -> float:
     return TWIN_SLACK + 3.0 * math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b))
 
 
-@pytest.fixture(scope="module")
-def twin_model(trained_run, tmp_path_factory) -> pathlib.Path:
+def exported_model(run: pathlib.Path, tmp_path_factory) -> pathlib.Path:
     path = tmp_path_factory.mktemp("twin") / "actor.onnx"
-    export.export(trained_run, path, check_envs=1)
+    export.export(run, path, check_envs=1)
     return path
+
+
+@pytest.fixture(scope="module")
+def twin_model(tiny_run, tmp_path_factory) -> pathlib.Path:
+    """The ONNX of a tiny run: the twin's interfaces, guards and benches need no trained policy."""
+    return exported_model(tiny_run, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def trained_model(trained_run, tmp_path_factory) -> pathlib.Path:
+    return exported_model(trained_run, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -1161,7 +1171,8 @@ def test_twin_controller_error_stops_the_loop(twin_world, twin_model, tmp_path):
     assert results == [] and "controller error: C31 collision detected" in cause and arm.stopped
 
 
-def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path, capsys):
+@pytest.mark.slow  # the trained run
+def test_twin_success_agrees_with_in_sim_eval(trained_run, trained_model, tmp_path, capsys):
     """The trained policy through the full deploy loop on the twin (``python -m deploy --twin``)
     reaches as often as the in-sim evaluation of the same checkpoint says (eval.json), within
     ``agreement_margin``. Episodes run the training episode length (no early stop, like the eval),
@@ -1169,7 +1180,7 @@ def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path,
     summary_path = tmp_path / "summary.json"
     code = deploy_main(
         [
-            str(twin_model),
+            str(trained_model),
             "--twin",
             "--random-goals",
             str(TWIN_GOALS),
@@ -1193,7 +1204,7 @@ def test_twin_success_agrees_with_in_sim_eval(trained_run, twin_model, tmp_path,
     assert summary["episode_definition"] == loop.FULL_EPISODE and summary["like_with_like"] is True
     assert (
         twin["ended_by"] == {loop.STEP_LIMIT: TWIN_GOALS}
-        and summary["max_steps"] == policy_lib.Policy(twin_model).meta.episode_steps
+        and summary["max_steps"] == policy_lib.Policy(trained_model).meta.episode_steps
     )
     assert len(list((tmp_path / "logs").glob("episode_*.npz"))) == TWIN_GOALS
     with capsys.disabled():

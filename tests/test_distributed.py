@@ -87,6 +87,7 @@ def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 def test_two_processes_train_stop_together_resume_and_keep_identical_parameters(tmp_path):
     out = tmp_path / "run"
     proc = _start(out, "--total-steps", "1000000")
@@ -122,6 +123,7 @@ def test_two_processes_train_stop_together_resume_and_keep_identical_parameters(
     assert json.loads((out / "eval.json").read_text())["episodes"] == 4
 
 
+@pytest.mark.slow
 def test_killing_one_process_ends_the_other_with_one_line(tmp_path):
     out = tmp_path / "run"
     proc = _start(out, "--total-steps", "1000000", "--distributed.stop-grace-s", str(GRACE_S))

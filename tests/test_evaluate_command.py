@@ -25,12 +25,12 @@ def _close(a, b) -> bool:
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-9)
 
 
-def test_a_finished_run_evaluated_as_trained_reproduces_its_eval_json(trained_run, tmp_path, capsys):
-    trained_eval = (trained_run / "eval.json").read_bytes()
+def test_a_finished_run_evaluated_as_trained_reproduces_its_eval_json(tiny_run, tmp_path, capsys):
+    trained_eval = (tiny_run / "eval.json").read_bytes()
     out = tmp_path / "again.json"
-    assert cli.run_main(evaluate.evaluate, [str(trained_run), "--out", str(out)]) == 0
+    assert cli.run_main(evaluate.evaluate, [str(tiny_run), "--out", str(out)]) == 0
     again, trained = json.loads(out.read_text()), json.loads(trained_eval)
-    assert (trained_run / "eval.json").read_bytes() == trained_eval
+    assert (tiny_run / "eval.json").read_bytes() == trained_eval
     assert again["config_changes"] == {} and again["env_steps"] == trained["env_steps"]
     assert again["episodes"] == trained["episodes"]
     for field in ("success_2cm", "success_5cm", "oracle_success_2cm", "encoder_ee_error_median_m"):
@@ -74,16 +74,16 @@ def test_what_shapes_or_trains_the_policy_cannot_change(section, field, value, m
         evaluate.evaluation_changes(saved, cfg)
 
 
-def test_bad_input_is_one_line_and_writes_nothing(trained_run, tmp_path, capsys):
-    trained_eval = (trained_run / "eval.json").read_bytes()
+def test_bad_input_is_one_line_and_writes_nothing(tiny_run, tmp_path, capsys):
+    trained_eval = (tiny_run / "eval.json").read_bytes()
     cases = [
         ([str(tmp_path / "missing")], "is not a run folder", 1),
-        ([str(trained_run), "--out", str(trained_run / "eval.json")], "the run's own eval.json", 2),
-        ([str(trained_run), "--agent.batch-size", "7"], "not an evaluation setting", 2),
+        ([str(tiny_run), "--out", str(tiny_run / "eval.json")], "the run's own eval.json", 2),
+        ([str(tiny_run), "--agent.batch-size", "7"], "not an evaluation setting", 2),
     ]
     for argv, message, status in cases:
         assert cli.run_main(evaluate.evaluate, argv) == status
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
-    assert (trained_run / "eval.json").read_bytes() == trained_eval
-    assert not (trained_run / "evaluate.json").exists()
+    assert (tiny_run / "eval.json").read_bytes() == trained_eval
+    assert not (tiny_run / "evaluate.json").exists()

@@ -1,4 +1,4 @@
-"""``python export.py``: the ONNX of the ``quick`` run, its metadata contract, onnxruntime/JAX parity,
+"""``python export.py``: the ONNX of a tiny run (``tiny_run``), its metadata contract, onnxruntime/JAX parity,
 refusal to write on a parity failure, and one-line errors for missing or damaged runs."""
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from mjx_reach import scene as scene_lib
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run):
-    """(run folder, onnx path, metadata) after exporting ``trained_run`` through the CLI."""
-    assert export_main([str(trained_run), "--check-envs", "2"]) == 0
-    path = trained_run / "actor.onnx"
+def exported(tiny_run):
+    """(run folder, onnx path, metadata) after exporting ``tiny_run`` through the CLI."""
+    assert export_main([str(tiny_run), "--check-envs", "2"]) == 0
+    path = tiny_run / "actor.onnx"
     props = {p.key: p.value for p in onnx.load(path).metadata_props}
-    return trained_run, path, json.loads(props[contract.METADATA_KEY])
+    return tiny_run, path, json.loads(props[contract.METADATA_KEY])
 
 
 def test_metadata_records_the_deploy_contract(exported):
@@ -80,7 +80,7 @@ def test_onnx_matches_jax_for_any_batch_size(exported):
             np.testing.assert_allclose(g, np.asarray(w), atol=contract.PARITY_ATOL, rtol=0)
 
 
-def test_parity_failure_refuses_to_write(trained_run, tmp_path, monkeypatch):
+def test_parity_failure_refuses_to_write(tiny_run, tmp_path, monkeypatch):
     """An ONNX that disagrees with the checkpoint (a perturbed actor bias) is never written."""
     convert = export.to_onnx
 
@@ -93,7 +93,7 @@ def test_parity_failure_refuses_to_write(trained_run, tmp_path, monkeypatch):
     monkeypatch.setattr(export, "to_onnx", perturbed)
     out = tmp_path / "actor.onnx"
     with pytest.raises(export.ExportError, match="onnxruntime disagrees with JAX") as err:
-        export.export(trained_run, out, check_envs=1)
+        export.export(tiny_run, out, check_envs=1)
     assert "\n" not in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -113,10 +113,10 @@ def damaged_run(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
     return dst
 
 
-def test_missing_or_damaged_runs_fail_in_one_line(trained_run, tmp_path, capsys, monkeypatch):
+def test_missing_or_damaged_runs_fail_in_one_line(tiny_run, tmp_path, capsys, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
-    cases = [str(tmp_path / "no_such_run"), str(empty), str(damaged_run(trained_run, tmp_path / "damaged"))]
+    cases = [str(tmp_path / "no_such_run"), str(empty), str(damaged_run(tiny_run, tmp_path / "damaged"))]
     bad_config = tmp_path / "bad_config"
     bad_config.mkdir()
     (bad_config / "config.json").write_text("{not json")

@@ -8,6 +8,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TIMEOUT_S = 900
 NUM_ENVS = 4
@@ -22,6 +24,7 @@ def optional_positive(value) -> bool:
     return value is None or positive(value)
 
 
+@pytest.mark.slow
 def test_quick_suite_writes_record(tmp_path):
     out = tmp_path / "suite.json"
     cmd = [

@@ -5,9 +5,12 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from mjx_reach import config as config_lib
 from mjx_reach import evaluate, runs
+
+pytestmark = pytest.mark.slow  # learning to a threshold
 
 PRETRAINED_MEDIAN_BOUND_M = 0.04
 """The pretrained encoder's median ee error on held-out randomized images must be below this."""

@@ -135,6 +135,7 @@ def corrupt_data(ckpt: pathlib.Path) -> None:
         p.write_bytes(b"damaged")
 
 
+@pytest.mark.slow  # three train.py processes; tests/test_training.py resumes in-process in the fast tier
 @pytest.mark.parametrize(
     "damage", [None, unfinished_save, corrupt_data], ids=["intact", "unfinished-save", "corrupt-data"]
 )

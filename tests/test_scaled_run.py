@@ -73,6 +73,7 @@ def scaled_run(tmp_path_factory):
     return out, contexts, scenes
 
 
+@pytest.mark.slow
 def test_one_env_per_world_count(scaled_run):
     """Pretraining data, held-out pretraining images (other episode length and step size),
     training and evaluation, all at NUM_ENVS worlds, share one model and one render context."""
@@ -81,6 +82,7 @@ def test_one_env_per_world_count(scaled_run):
     assert [n for n, _ in contexts] == [NUM_ENVS], contexts
 
 
+@pytest.mark.slow
 def test_periodic_eval_rolled_scans_and_stop_at_target(scaled_run):
     """Held-out evaluation ran every EVAL_EVERY chunks (eval_* columns only on those rows); it
     reached the target at the first one, so the run stopped there with a checkpoint and eval.json

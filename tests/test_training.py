@@ -120,21 +120,32 @@ def test_collection_draws_a_domain_per_episode_or_per_step(per_step):
 
 
 def test_run_then_resume(tmp_path):
-    """A run writes its folder; --resume continues from the checkpoint's step and parameters."""
+    """A run writes its folder, with where its time went; --resume continues from the checkpoint's
+    step and parameters and adds its time to the run's phase table."""
     out = tmp_path / "run"
-    training.run(tiny_config(16), out, progress=False)
+    returned = training.run(tiny_config(16), out, progress=False)
     assert json.loads((out / "config.json").read_text())["num_envs"] == 4
     result = json.loads((out / "eval.json").read_text())
     assert 0 <= result["success_5cm"] <= 1 and np.isfinite(result["mean_final_distance_m"])
+    assert "phases" not in result and returned["phases"] == json.loads((out / "phases.json").read_text())
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(float(r["env_steps"])) for r in rows] == [8, 16]
+    first = returned["phases"]
+    named = {"collection", "updates", "checkpoints", "evaluation: plain", "evaluation: oracle", "other"}
+    assert named <= set(first["phases"]) and "evaluation: person" in first["phases"]
+    assert "video" not in first["phases"]  # train.video_envs 0: no video made
+    assert sum(row["s"] for row in first["phases"].values()) == pytest.approx(first["total_s"])
+    assert all(0 <= row["compile_s"] <= row["s"] + 1e-6 for row in first["phases"].values())
+    assert first["phases"]["collection"]["compile_s"] > 0  # the first chunk compiles its programs
 
     cfg = json.loads((out / "config.json").read_text())
     cfg["train"]["total_env_steps"] = 24
     (out / "config.json").write_text(json.dumps(cfg))
-    training.run(tiny_config(24), out, resume=True, progress=False)
+    resumed = training.run(tiny_config(24), out, resume=True, progress=False)["phases"]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(float(r["env_steps"])) for r in rows] == [8, 16, 24]
+    assert resumed["total_s"] > first["total_s"]
+    assert resumed["phases"]["collection"]["s"] > first["phases"]["collection"]["s"]
 
 
 def test_resume_without_checkpoint_is_one_line_error(tmp_path):

@@ -20,6 +20,8 @@ from deploy.__main__ import main as deploy_main
 from mjx_reach import contract, runs
 from mjx_reach.contract import CameraError
 
+pytestmark = pytest.mark.slow  # a second run, export and twin of their own; one camera's are in the fast tier
+
 
 @pytest.fixture(scope="module")
 def two_camera_model(tmp_path_factory):
