@@ -99,19 +99,36 @@ def robustness_line(result: Mapping, file: str = "eval.json") -> str | None:
     )
 
 
+EVALUATION_PREFIX = "evaluation: "
+"""Phases of ``phases.json`` named so (one per bench, and the oracle) share one line of the summary."""
+
+
 def phases_lines(table: Mapping | None, file: str = "phases.json") -> list[str]:
     """Where the wall clock went (``table``: ``phases.Phases.table``, read from ``file``): a line per
-    phase, longest first, with its share and the part of it spent compiling; ``[]`` without a table."""
+    phase, longest first, with its share and the part of it spent compiling; the evaluation's
+    phases on one line with each bench's seconds; phases under a second left out (``file`` has
+    them). ``[]`` without a table."""
     rows = (table or {}).get("phases")
     total = number(table, "total_s")
     if not isinstance(rows, Mapping) or not rows or not total:
         return []
     seconds = {name: number(row, "s") or 0.0 for name, row in rows.items()}
-    width = max(len(name) for name in rows)
+    compiling = {name: number(row, "compile_s") or 0.0 for name, row in rows.items()}
+    benches = {
+        name.removeprefix(EVALUATION_PREFIX): s for name, s in seconds.items() if name.startswith(EVALUATION_PREFIX)
+    }
+    if benches:
+        seconds = {name: s for name, s in seconds.items() if not name.startswith(EVALUATION_PREFIX)}
+        seconds["evaluation"] = sum(benches.values())
+        compiling["evaluation"] = sum(c for name, c in compiling.items() if name.startswith(EVALUATION_PREFIX))
+    shown = sorted((name for name, s in seconds.items() if s >= 1.0), key=seconds.get, reverse=True)
+    width = max((len(name) for name in shown), default=0)
     lines = [f"where the time went ({file}):"]
-    for name in sorted(seconds, key=seconds.get, reverse=True):
-        compiling = number(rows[name], "compile_s") or 0.0
-        note = f"  ({duration(compiling)} compiling)" if compiling >= 1.0 else ""
+    for name in shown:
+        notes = [f"{duration(compiling[name])} compiling"] if compiling[name] >= 1.0 else []
+        if name == "evaluation":
+            notes.append(", ".join(f"{bench} {duration(s)}" for bench, s in benches.items()))
+        note = f"  ({'; '.join(notes)})" if notes else ""
         lines.append(f"  {name:<{width}}  {duration(seconds[name]):>9}  {100 * seconds[name] / total:3.0f} %{note}")
     return lines
 

@@ -8,7 +8,8 @@ TensorBoard), checkpoints (orbax, atomic), checks for NaN/inf and for Ctrl-C/SIG
 (``evaluate.Evaluator``: one jitted rollout taking the parameters as an argument).
 
 Run folder: ``config.json`` (resolved config), ``checkpoints/`` (orbax), ``metrics.csv``, ``tb/``,
-``eval.json``, ``eval.mp4``.
+``eval.json``, ``eval.mp4``, ``phases.json`` (``phases``: the seconds of collection, updates, each
+evaluation, the video and the checkpoints, and of pretraining when the run pretrains).
 
 With several processes (``distributed``) every process runs this loop on its share of the worlds
 and its replay shard; the updates average their gradients across processes, the chunk's figures

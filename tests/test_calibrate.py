@@ -19,6 +19,7 @@ from deploy import policy as policy_lib
 from deploy import safety
 from mjx_reach import camera as cm
 from mjx_reach import contract
+from mjx_reach import summary as summary_lib
 from mjx_reach.config import CameraConfig, EnvConfig
 from mjx_reach.contract import CameraError
 
@@ -310,7 +311,10 @@ def test_calibrate_train_export_deploy_on_the_twin(tmp_path, capsys):
     line = {text.split(":")[0]: text for text in printed}
     assert f"run folder: {run}" in line["run folder"] and line["next"].endswith(f"python export.py {run}")
     assert line["held-out benches (7, eval.json 'robustness')"].split(": ")[1].startswith("worst ")
-    assert len(printed) <= 8 and "{" not in "".join(printed)
+    table = summary_lib.phases_lines(json.loads((run / "phases.json").read_text()))
+    start = printed.index(table[0])
+    assert printed[start : start + len(table)] == table  # where the time went, as phases.json holds it
+    assert len(printed) - len(table) <= 8 and "{" not in "".join(printed)
     camera = json.loads((run / "config.json").read_text())["env"]["camera"]
     assert camera["roll_deg"] == pytest.approx(out["estimated"]["roll_deg"]) and camera["pos"] == pytest.approx(
         out["estimated"]["pos"]

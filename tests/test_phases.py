@@ -81,19 +81,23 @@ def test_a_resumed_run_adds_its_table_to_the_one_in_the_run_folder(tmp_path):
 
 
 def test_summary_lists_the_phases_longest_first_with_their_compiling():
+    """A line per phase, longest first; the evaluation's benches on one line; under a second left out."""
     table = {
         "phases": {
             "collection": {"s": 60.0, "compile_s": 20.0},
-            "updates": {"s": 240.0, "compile_s": 0.2},
-            "other": {"s": 0.0, "compile_s": 0.0},
+            "updates": {"s": 200.0, "compile_s": 0.2},
+            "evaluation: plain": {"s": 30.0, "compile_s": 12.0},
+            "evaluation: person": {"s": 10.0, "compile_s": 0.0},
+            "other": {"s": 0.4, "compile_s": 0.0},
         },
-        "total_s": 300.0,
+        "total_s": 300.4,
     }
     lines = summary.phases_lines(table)
     assert lines[0].startswith("where the time went (phases.json)")
-    assert [line.split()[0] for line in lines[1:]] == ["updates", "collection", "other"]
-    assert "80 %" in lines[1] and "compiling" not in lines[1]  # under a second of compiling is not shown
+    assert [line.split()[0] for line in lines[1:]] == ["updates", "collection", "evaluation"]
+    assert "67 %" in lines[1] and "compiling" not in lines[1]  # under a second of compiling is not shown
     assert "20 %" in lines[2] and "(20 s compiling)" in lines[2]
+    assert "40 s" in lines[3] and "(12 s compiling; plain 30 s, person 10 s)" in lines[3]
     text = summary.train_summary({"success_2cm": 0.5}, "runs/x", 300.0, phases=table)
     assert "where the time went" in text
     assert summary.phases_lines(None) == [] and summary.phases_lines({"phases": {}, "total_s": 0}) == []
