@@ -5,8 +5,8 @@
 Trains ``--preset`` (``--total-steps``/``--num-envs`` override it) with ``training.run`` into the
 fresh run folder ``--out``, draws ``OUT/curve.png`` with ``mjx_reach.compare.plot_runs`` and writes
 ``--json``: ``{"date", "device": {"cpu", "cores"}, "command", "preset", "wall_s", "train_wall_s",
-"env_steps", "env_steps_per_s", "updates", "eval", "phases", "run", "curve"}``. ``wall_s`` is the whole run
-in seconds (compiling, pretraining an encoder when the preset does, evaluation);
+"env_steps", "env_steps_per_s", "updates", "eval", "phases", "run", "curve"}``. ``wall_s`` is the
+whole run in seconds (compiling, pretraining an encoder when the preset does, evaluation);
 ``env_steps_per_s`` is ``env_steps / wall_s``; ``train_wall_s`` is the training loop alone (the
 last ``wall_s`` of metrics.csv); ``updates`` counts gradient updates (chunks that learned x
 iterations per chunk x updates per iteration); ``phases`` is the run's ``phases.json`` (seconds per

@@ -2,10 +2,11 @@
 
 A run folder holds ``config.json`` (the resolved config), ``encoder/`` + ``pretrain.json`` (when
 pretrained), ``checkpoints/`` (orbax), ``metrics.csv``, ``tb/``, ``eval.json``, ``eval.mp4`` and
-``phases.json`` (whose format is ``phases``'). This module owns the file formats and their failure modes: atomic writes, finding the latest run,
-reading the config, the orbax leaf layer of a checkpoint (save, restore, damaged checkpoints moved
-aside), loading the network parameters or a pretrained encoder, and the metrics CSV. Every failure
-is a ``TrainingError`` with a one-line message.
+``phases.json`` (whose format is ``phases``'). This module owns the file formats and their failure
+modes: atomic writes, finding the latest run, reading the config, the orbax leaf layer of a
+checkpoint (save, restore, damaged checkpoints moved aside), loading the network parameters or a
+pretrained encoder, and the metrics CSV. Every failure is a ``TrainingError`` with a one-line
+message.
 """
 
 from __future__ import annotations
