@@ -44,18 +44,23 @@ def union_seconds(spans: list[tuple[float, float]], start: float, end: float) ->
     return covered
 
 
+def _add(rows: dict, name: str, row: dict) -> None:
+    """Add ``row`` ({"s", "compile_s"}, seconds) to phase ``name`` of ``rows`` (a new phase goes last)."""
+    old = rows.get(name, {})
+    rows[name] = {k: old.get(k, 0.0) + row.get(k, 0.0) for k in ("s", "compile_s")}
+
+
 class Phases:
     """Wall-clock seconds per named phase of one command, with the compiling share of each.
 
-    ``seconds`` and ``compile_seconds`` map phase names, in the order first entered, to seconds.
-    Phases do not nest: entering one while another runs is a ``RuntimeError``.
+    ``rows`` maps phase names, in the order first entered, to {"s", "compile_s"} seconds. Phases
+    do not nest: entering one while another runs is a ``RuntimeError``.
     """
 
     def __init__(self, clock=time.time):
         self._clock = clock
         self.started = clock()
-        self.seconds: dict[str, float] = {}
-        self.compile_seconds: dict[str, float] = {}
+        self.rows: dict[str, dict[str, float]] = {}
         self._current: str | None = None
         self._spans: list[tuple[float, float]] = []
 
@@ -77,28 +82,27 @@ class Phases:
         finally:
             end = self._clock()
             monitoring.unregister_event_time_span_listener(self._on_span)
-            self.seconds[name] = self.seconds.get(name, 0.0) + end - start
-            compiling = union_seconds(self._spans, start, end)
-            self.compile_seconds[name] = self.compile_seconds.get(name, 0.0) + compiling
+            _add(self.rows, name, {"s": end - start, "compile_s": union_seconds(self._spans, start, end)})
             self._current = None
 
     def table(self, total_s: float | None = None) -> dict:
         """``{"phases": {name: {"s", "compile_s"}}, "total_s"}``: every phase, then ``other`` (the
         part of ``total_s``, default the time since the clock started, that no phase covers)."""
         total = self._clock() - self.started if total_s is None else total_s
-        rows = {name: {"s": s, "compile_s": self.compile_seconds[name]} for name, s in self.seconds.items()}
-        rows[OTHER] = {"s": max(0.0, total - sum(self.seconds.values())), "compile_s": 0.0}
-        return {"phases": rows, "total_s": total}
+        covered = sum(row["s"] for row in self.rows.values())
+        return {"phases": {**self.rows, OTHER: {"s": max(0.0, total - covered), "compile_s": 0.0}}, "total_s": total}
 
 
 def added(earlier: dict, later: dict) -> dict:
     """Two phase tables (``Phases.table``) of the same run added phase by phase (a resumed run's
     invocations); phases of either kept in their first order, ``other`` last."""
-    names = [n for n in [*earlier["phases"], *later["phases"]] if n != OTHER]
     rows = {}
-    for name in dict.fromkeys([*names, OTHER]):
-        a, b = earlier["phases"].get(name, {}), later["phases"].get(name, {})
-        rows[name] = {k: a.get(k, 0.0) + b.get(k, 0.0) for k in ("s", "compile_s")}
+    for table in (earlier, later):
+        for name, row in table["phases"].items():
+            if name != OTHER:
+                _add(rows, name, row)
+    for table in (earlier, later):
+        _add(rows, OTHER, table["phases"].get(OTHER, {}))
     return {"phases": rows, "total_s": earlier["total_s"] + later["total_s"]}
 
 
